@@ -1,0 +1,79 @@
+package core
+
+import (
+	"time"
+
+	"github.com/astranet-go/astranet/core/wire"
+)
+
+// LinkInfo describes one link to a neighbour, as routing and discovery see it.
+type LinkInfo struct {
+	ID      uint64 // unique within the node for the node's lifetime
+	Peer    NodeID
+	Network string        // the transport network ("tcp4", "pipe", ...), or "attach"
+	Caps    uint32        // the peer's capability bits (wire.Cap*)
+	RTT     time.Duration // last measured round trip; 0 until measured
+}
+
+// Mesh is what a node offers the routing and discovery running in it: who it
+// is, its links, and the control plane. Its methods are safe for concurrent use.
+type Mesh interface {
+	// ID is the node's id.
+	ID() NodeID
+	// Links lists the node's live links.
+	Links() []LinkInfo
+	// Send sends a control message of kind to the neighbour on link. It does not
+	// wait for the bytes to leave.
+	Send(link uint64, kind wire.Kind, body []byte) error
+}
+
+// Route is how a node reaches another node: through which link, at what metric.
+type Route struct {
+	Dst     NodeID
+	Link    uint64 // LinkInfo.ID of the next hop
+	NextHop NodeID
+	Metric  uint32
+	Updated time.Time
+}
+
+// Routing decides through which link each node is reached. The node feeds it
+// link events and the routing control messages its neighbours send, and reads
+// the table it publishes; a frame or a warm dial never waits on it.
+type Routing interface {
+	// Start begins routing for m. publish replaces the node's route table; it
+	// may be called from any goroutine, at any time until Close returns.
+	Start(m Mesh, publish func([]Route)) error
+	// LinkUp and LinkDown report a link that came up or went away.
+	LinkUp(LinkInfo)
+	LinkDown(LinkInfo)
+	// HandleControl receives a wire.KindRouting message from the neighbour on
+	// from. body is valid only during the call.
+	HandleControl(from LinkInfo, body []byte)
+	// Close stops routing; it publishes nothing afterwards.
+	Close() error
+}
+
+// Service is one bound listener as discovery announces it.
+type Service struct {
+	Name     string // with its environment suffix; "" for a port-only listener
+	Node     NodeID
+	Port     uint32
+	Metadata map[string]string
+}
+
+// Discovery tells a node which nodes serve which service names. Like Routing,
+// it publishes snapshots that the data plane reads without waiting.
+type Discovery interface {
+	// Start begins discovery for m. publish replaces the node's view of the
+	// services in the mesh.
+	Start(m Mesh, publish func([]Service)) error
+	// Register and Deregister announce and withdraw a local service.
+	Register(Service) error
+	Deregister(Service) error
+	LinkUp(LinkInfo)
+	LinkDown(LinkInfo)
+	// HandleControl receives a wire.KindDiscovery message. body is valid only
+	// during the call.
+	HandleControl(from LinkInfo, body []byte)
+	Close() error
+}

@@ -1,0 +1,660 @@
+package core
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/astranet-go/astranet/core/wire"
+)
+
+const (
+	maxBatchBytes  = 512 << 10 // data bytes per write call
+	maxBatchFrames = 512       // frames per write call
+	maxControl     = 4 << 20   // queued control bytes before the peer counts as not reading
+	drainTimeout   = time.Second
+)
+
+// errPeerNotReading closes a link whose peer makes us queue control frames
+// (pongs, resets, credit) faster than it reads them.
+var errPeerNotReading = errors.New("astranet: peer does not read its control frames")
+
+// link is one neighbour connection: a reader goroutine, a writer goroutine and
+// the circuits they carry.
+type link struct {
+	node    *Node
+	conn    io.ReadWriter
+	closer  io.Closer                                      // nil if conn cannot be closed
+	wdl     interface{ SetWriteDeadline(time.Time) error } // nil if conn has no deadlines
+	writev  bool                                           // conn gathers net.Buffers in one syscall
+	peer    wire.Greeting
+	peerID  NodeID
+	oddIDs  bool // this side allocates odd circuit ids
+	start   time.Time
+	network string // transport network, for LinkInfo
+	id      uint64
+
+	mu         sync.Mutex
+	streams    map[uint32]*Stream
+	nextID     uint32
+	readyHead  *Stream
+	readyTail  *Stream
+	ctl        []byte // control frames waiting for the writer
+	sendCredit int64  // link credit the peer granted us
+	closed     bool
+	err        error
+	goingAway  bool // the peer said GOAWAY: open nothing new here
+
+	recvAvail   atomic.Int64 // link credit the peer still holds
+	recvUnacked atomic.Int64 // bytes read by applications, not yet returned
+	lastRecv    atomic.Int64 // nanoseconds since start of the last frame received
+	rttNanos    atomic.Int64
+	pingSent    atomic.Int64 // nanoseconds since start of the outstanding PING, 0 if none
+
+	wake     chan struct{}
+	done     chan struct{}
+	finished chan struct{} // closed when the writer has exited
+}
+
+func newLink(n *Node, conn io.ReadWriter, peer wire.Greeting, oddIDs bool, network string) *link {
+	l := &link{
+		node:       n,
+		conn:       conn,
+		peer:       peer,
+		peerID:     NodeID(peer.Node),
+		oddIDs:     oddIDs,
+		start:      time.Now(),
+		network:    network,
+		streams:    make(map[uint32]*Stream),
+		sendCredit: int64(peer.LinkWindow),
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		finished:   make(chan struct{}),
+	}
+	l.nextID = 2
+	if oddIDs {
+		l.nextID = 1
+	}
+	if c, ok := conn.(io.Closer); ok {
+		l.closer = c
+	}
+	if d, ok := conn.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		l.wdl = d
+	}
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		l.writev = true
+	}
+	l.recvAvail.Store(int64(n.cfg.LinkWindow))
+	return l
+}
+
+func (l *link) now() int64 { return int64(time.Since(l.start)) }
+
+func (l *link) rtt() time.Duration { return time.Duration(l.rttNanos.Load()) }
+
+func (l *link) String() string { return fmt.Sprintf("link to %v", l.peerID) }
+
+// run serves the link until it ends: the writer in a new goroutine, the reader
+// in this one. It returns why the link ended.
+func (l *link) run() error {
+	l.node.wg.Add(1)
+	go func() {
+		defer l.node.wg.Done()
+		l.writeLoop()
+	}()
+	l.queuePing() // measure the round trip from the start: windows auto-tune on it
+	err := l.readLoop()
+	var perr *wire.ProtocolError
+	l.terminate(err, errors.As(err, &perr))
+	<-l.finished
+	l.mu.Lock()
+	err = l.err
+	l.mu.Unlock()
+	return err
+}
+
+// terminate ends the link: every stream on it fails at once, the writer
+// flushes what control frames it can (a GOAWAY saying why, if goAway) within
+// drainTimeout, and the connection closes.
+func (l *link) terminate(err error, goAway bool) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	l.err = err
+	if goAway {
+		code := wire.CodeProtocol
+		if errors.Is(err, ErrClosed) {
+			code = wire.CodeShutdown
+		}
+		l.ctl = l.appendFrame(l.ctl, wire.TypeGoAway, 0, wire.AppendGoAway(nil, wire.GoAway{Code: code, Reason: err.Error()}))
+	}
+	streams := l.streams
+	l.streams = nil
+	l.readyHead, l.readyTail = nil, nil
+	l.mu.Unlock()
+	close(l.done)
+	if l.wdl != nil {
+		l.wdl.SetWriteDeadline(time.Now().Add(drainTimeout))
+	} else if l.closer != nil {
+		l.closer.Close()
+	}
+	lost := fmt.Errorf("%w: %v", ErrLinkLost, err)
+	for _, s := range streams {
+		s.mu.Lock()
+		s.inReady = false
+		s.state |= stDone
+		s.fail(lost)
+		s.mu.Unlock()
+	}
+	l.node.linkDown(l, err)
+}
+
+// appendFrame appends a whole control frame to b. Caller holds l.mu.
+func (l *link) appendFrame(b []byte, t wire.Type, circuit uint32, payload []byte) []byte {
+	b = wire.AppendHeader(b, wire.Header{Length: uint32(len(payload)), Type: t, Circuit: circuit})
+	return append(b, payload...)
+}
+
+// control queues one control frame ahead of all data and wakes the writer.
+func (l *link) control(t wire.Type, circuit uint32, payload []byte) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.ctl = l.appendFrame(l.ctl, t, circuit, payload)
+	over := len(l.ctl) > maxControl
+	l.mu.Unlock()
+	if over {
+		l.terminate(errPeerNotReading, true)
+		return
+	}
+	l.signal()
+}
+
+func (l *link) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *link) queuePing() {
+	if !l.pingSent.CompareAndSwap(0, l.now()|1) {
+		return
+	}
+	l.control(wire.TypePing, 0, wire.AppendPing(nil, uint64(l.pingSent.Load())))
+}
+
+func (l *link) reset(circuit uint32, code wire.Code) {
+	l.control(wire.TypeReset, circuit, wire.AppendReset(nil, code))
+}
+
+// schedule puts s on the writer's ready list.
+func (l *link) schedule(s *Stream) {
+	l.mu.Lock()
+	if l.closed || s.inReady {
+		l.mu.Unlock()
+		return
+	}
+	s.inReady = true
+	if l.readyTail == nil {
+		l.readyHead = s
+	} else {
+		l.readyTail.next = s
+	}
+	l.readyTail = s
+	l.mu.Unlock()
+	l.signal()
+}
+
+// returnCredit gives back n bytes of link credit read (or discarded) by an
+// application, and inc bytes of stream credit for s.
+func (l *link) returnCredit(s *Stream, n int, inc uint32) {
+	if s != nil && inc > 0 {
+		l.control(wire.TypeWindow, s.id, wire.AppendWindow(nil, inc))
+	}
+	if n <= 0 {
+		return
+	}
+	threshold := int64(l.node.cfg.LinkWindow / 8)
+	if v := l.recvUnacked.Add(int64(n)); v >= threshold && l.recvUnacked.CompareAndSwap(v, 0) {
+		l.recvAvail.Add(v)
+		l.control(wire.TypeWindow, 0, wire.AppendWindow(nil, uint32(v)))
+	}
+}
+
+// register adds s under a fresh circuit id. Caller holds l.mu.
+func (l *link) register(s *Stream) error {
+	if l.closed {
+		return ErrLinkLost
+	}
+	if l.goingAway {
+		return fmt.Errorf("%w: peer is going away", ErrLinkLost)
+	}
+	if len(l.streams) >= l.node.cfg.MaxStreams {
+		return ErrTooManyStreams
+	}
+	for { // ids keep their parity when they wrap; 0 is never used
+		id := l.nextID
+		l.nextID += 2
+		if _, taken := l.streams[id]; !taken && id != 0 {
+			s.id = id
+			l.streams[id] = s
+			return nil
+		}
+	}
+}
+
+// forget removes a finished stream. Caller holds l.mu.
+func (l *link) forget(s *Stream) {
+	if l.streams != nil && l.streams[s.id] == s {
+		delete(l.streams, s.id)
+	}
+}
+
+func (l *link) lookup(id uint32) *Stream {
+	l.mu.Lock()
+	s := l.streams[id]
+	l.mu.Unlock()
+	return s
+}
+
+// readLoop reads frames until the link fails and returns why.
+func (l *link) readLoop() error {
+	cfg := &l.node.cfg
+	br := bufio.NewReaderSize(l.conn, int(cfg.MaxFrame)+wire.HeaderSize)
+	for {
+		hdr, err := br.Peek(wire.HeaderSize)
+		if err != nil {
+			return readErr(err)
+		}
+		h, err := wire.ParseHeader(hdr, cfg.MaxFrame)
+		if err != nil {
+			return err
+		}
+		br.Discard(wire.HeaderSize)
+		payload, err := br.Peek(int(h.Length))
+		if err != nil {
+			return fmt.Errorf("reading %v: %w", h, readErr(err))
+		}
+		l.lastRecv.Store(l.now())
+		if err := l.handle(h, payload); err != nil {
+			return err
+		}
+		br.Discard(int(h.Length))
+	}
+}
+
+func readErr(err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("peer closed the link: %w", err)
+	}
+	return err
+}
+
+// handle acts on one frame. The payload is only valid during the call.
+func (l *link) handle(h wire.Header, p []byte) error {
+	if h.Type == wire.TypeData {
+		return l.handleData(h, p)
+	}
+	f, err := wire.ParsePayload(h, p)
+	if err != nil {
+		return err
+	}
+	switch h.Type {
+	case wire.TypeOpen:
+		return l.node.handleOpen(l, h.Circuit, &f.Open)
+	case wire.TypeAccept:
+		return l.handleAccept(h.Circuit, f.Accept)
+	case wire.TypeReset:
+		l.handleReset(h.Circuit, f.Code)
+	case wire.TypeWindow:
+		return l.handleWindow(h.Circuit, f.Credit)
+	case wire.TypePing:
+		l.control(wire.TypePong, 0, wire.AppendPing(nil, f.Ping))
+	case wire.TypePong:
+		if sent := l.pingSent.Load(); sent != 0 && uint64(sent) == f.Ping {
+			l.rttNanos.Store(l.now() - sent)
+			l.pingSent.Store(0)
+		}
+	case wire.TypeGoAway:
+		l.mu.Lock()
+		l.goingAway = true
+		l.mu.Unlock()
+		l.node.log.Debug("peer going away", "peer", l.peerID, "code", f.GoAway.Code, "reason", f.GoAway.Reason)
+	case wire.TypeControl:
+		l.node.handleControl(l, f.Kind, f.Payload)
+	}
+	return nil
+}
+
+func (l *link) handleData(h wire.Header, p []byte) error {
+	n := int64(len(p))
+	if l.recvAvail.Add(-n) < 0 {
+		return &wire.ProtocolError{What: fmt.Sprintf("DATA of %d bytes on circuit %d exceeds the link credit", n, h.Circuit)}
+	}
+	s := l.lookup(h.Circuit)
+	if s == nil {
+		// The circuit ended while this was in flight; its bytes will never be
+		// read, so their link credit comes back now.
+		l.returnCredit(nil, int(n), 0)
+		return nil
+	}
+	s.mu.Lock()
+	if s.state&stAccepted == 0 {
+		s.mu.Unlock()
+		return &wire.ProtocolError{What: fmt.Sprintf("DATA on circuit %d before ACCEPT", h.Circuit)}
+	}
+	if s.recvAvail -= n; s.recvAvail < 0 {
+		s.mu.Unlock()
+		return &wire.ProtocolError{What: fmt.Sprintf("DATA of %d bytes on circuit %d exceeds the stream credit", n, h.Circuit)}
+	}
+	if s.state&stRecvFin != 0 {
+		s.mu.Unlock()
+		return &wire.ProtocolError{What: fmt.Sprintf("DATA on circuit %d after FIN", h.Circuit)}
+	}
+	discard := s.state&stClosed != 0 || s.err != nil
+	if !discard {
+		s.recvq.write(p)
+	}
+	if h.Flags&wire.FlagFin != 0 {
+		s.state |= stRecvFin
+	}
+	done := s.finished()
+	s.wake()
+	s.mu.Unlock()
+	if discard {
+		l.returnCredit(nil, int(n), 0)
+	}
+	if done {
+		l.mu.Lock()
+		l.forget(s)
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+func (l *link) handleAccept(id uint32, a wire.Accept) error {
+	s := l.lookup(id)
+	if s == nil {
+		return nil // the dialler gave up; its RESET is on the way
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opened == nil || s.state&stAccepted != 0 {
+		return &wire.ProtocolError{What: fmt.Sprintf("ACCEPT on circuit %d, which is not opening", id)}
+	}
+	s.state |= stAccepted
+	s.sendCredit = int64(a.Window)
+	s.remote.Node, s.remote.Port = NodeID(a.Node), a.Port
+	close(s.opened)
+	return nil
+}
+
+func (l *link) handleReset(id uint32, code wire.Code) {
+	s := l.lookup(id)
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.fail(codeErr(code))
+	done := s.finished()
+	s.mu.Unlock()
+	if done {
+		l.mu.Lock()
+		l.forget(s)
+		l.mu.Unlock()
+	}
+}
+
+func (l *link) handleWindow(id uint32, inc uint32) error {
+	if id == 0 {
+		l.mu.Lock()
+		l.sendCredit += int64(inc)
+		over := l.sendCredit > 1<<32
+		l.mu.Unlock()
+		if over {
+			return &wire.ProtocolError{What: "link credit grows past 4 GiB"}
+		}
+		l.signal()
+		return nil
+	}
+	s := l.lookup(id)
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	s.sendCredit += int64(inc)
+	if s.sendCredit > 1<<32 {
+		s.mu.Unlock()
+		return &wire.ProtocolError{What: fmt.Sprintf("credit of circuit %d grows past 4 GiB", id)}
+	}
+	ready := s.sendq.n > 0 || (s.state&stFinQueued != 0 && s.state&stFinSent == 0)
+	s.mu.Unlock()
+	if ready {
+		l.schedule(s)
+	}
+	return nil
+}
+
+// writeLoop is the link's only writer: control frames first, then the ready
+// streams in turn, many frames per write call. On exit it closes the
+// connection.
+func (l *link) writeLoop() {
+	defer close(l.finished)
+	defer func() {
+		if l.closer != nil {
+			l.closer.Close()
+		}
+	}()
+	cfg := &l.node.cfg
+	tick := time.NewTicker(min(cfg.KeepAlive, cfg.DeadTimeout-cfg.KeepAlive) / 4)
+	defer tick.Stop()
+	w := batch{hdrs: make([]byte, 0, (maxBatchFrames+1)*(wire.HeaderSize+4))}
+	var spare []byte
+	for {
+		l.mu.Lock()
+		for !l.closed && len(l.ctl) == 0 && (l.readyHead == nil || l.sendCredit <= 0) {
+			l.mu.Unlock()
+			select {
+			case <-l.wake:
+			case <-l.done:
+			case <-tick.C:
+				if err := l.keepAlive(); err != nil {
+					l.terminate(err, false)
+				}
+			}
+			l.mu.Lock()
+		}
+		closing := l.closed
+		ctl := l.ctl
+		l.ctl = spare[:0]
+		w.reset(ctl)
+		if !closing {
+			l.fill(&w)
+		}
+		l.mu.Unlock()
+		if len(w.bufs) > 0 {
+			if err := l.flush(&w); err != nil {
+				l.terminate(fmt.Errorf("writing to link: %w", err), false)
+				return
+			}
+		}
+		w.release()
+		spare = ctl
+		if closing {
+			return
+		}
+	}
+}
+
+// keepAlive pings a quiet link and reports a dead one.
+func (l *link) keepAlive() error {
+	cfg := &l.node.cfg
+	quiet := time.Duration(l.now() - l.lastRecv.Load())
+	if quiet >= cfg.DeadTimeout {
+		return fmt.Errorf("%w: nothing received for %v", ErrLinkTimeout, quiet.Round(time.Millisecond))
+	}
+	if quiet >= cfg.KeepAlive {
+		l.queuePing()
+	}
+	return nil
+}
+
+// batch is one write call's worth of frames.
+type batch struct {
+	bufs  net.Buffers
+	hdrs  []byte // frame headers (and small payloads) referenced by bufs; never reallocated
+	done  []*chunk
+	flat  []byte
+	bytes int
+}
+
+func (w *batch) reset(ctl []byte) {
+	w.bufs = w.bufs[:0]
+	w.hdrs = w.hdrs[:0]
+	w.bytes = 0
+	if len(ctl) > 0 {
+		w.bufs = append(w.bufs, ctl)
+	}
+}
+
+func (w *batch) full() bool {
+	return w.bytes >= maxBatchBytes || len(w.hdrs)+wire.HeaderSize+4 > cap(w.hdrs)
+}
+
+// frame adds a frame whose payload is small (and is copied) or data (referenced).
+func (w *batch) frame(h wire.Header, small []byte, data []byte) {
+	start := len(w.hdrs)
+	w.hdrs = wire.AppendHeader(w.hdrs, h)
+	w.hdrs = append(w.hdrs, small...)
+	w.bufs = append(w.bufs, w.hdrs[start:len(w.hdrs):len(w.hdrs)])
+	if len(data) > 0 {
+		w.bufs = append(w.bufs, data)
+		w.bytes += len(data)
+	}
+}
+
+func (w *batch) release() {
+	for i, c := range w.done {
+		putChunk(c)
+		w.done[i] = nil
+	}
+	w.done = w.done[:0]
+	for i := range w.bufs {
+		w.bufs[i] = nil
+	}
+}
+
+// fill takes data from the ready streams in turn, each at most one frame per
+// turn, so that no stream waits behind another's bulk. Caller holds l.mu.
+func (l *link) fill(w *batch) {
+	maxFrame := int64(l.peer.MaxFrame)
+	for l.readyHead != nil && !w.full() {
+		s := l.readyHead
+		l.readyHead = s.next
+		if l.readyHead == nil {
+			l.readyTail = nil
+		}
+		s.next, s.inReady = nil, false
+
+		s.mu.Lock()
+		n := min(int64(s.sendq.n), s.sendCredit, maxFrame)
+		if s.err != nil {
+			n = 0
+		}
+		if n > 0 && l.sendCredit <= 0 {
+			// Out of link credit: keep the stream first in line.
+			s.mu.Unlock()
+			s.inReady = true
+			s.next = l.readyHead
+			l.readyHead = s
+			if l.readyTail == nil {
+				l.readyTail = s
+			}
+			return
+		}
+		n = min(n, l.sendCredit)
+		var flags wire.Flags
+		for n > 0 {
+			c := s.sendq.head
+			k := min(n, int64(c.wr-c.rd))
+			data := c.buf[c.rd : c.rd+int(k)]
+			c.rd += int(k)
+			s.sendq.n -= int(k)
+			s.sendCredit -= k
+			l.sendCredit -= k
+			n -= k
+			if c.rd == c.wr {
+				s.sendq.head = c.next
+				if s.sendq.head == nil {
+					s.sendq.tail = nil
+				}
+				w.done = append(w.done, c)
+			}
+			if n == 0 && s.finDue() {
+				flags = wire.FlagFin
+				s.state |= stFinSent
+			}
+			w.frame(wire.Header{Length: uint32(k), Type: wire.TypeData, Flags: flags, Circuit: s.id}, nil, data)
+		}
+		if s.finDue() {
+			s.state |= stFinSent
+			w.frame(wire.Header{Type: wire.TypeData, Flags: wire.FlagFin, Circuit: s.id}, nil, nil)
+			flags = wire.FlagFin
+		}
+		if flags != 0 && s.state&stResetAfter != 0 {
+			w.frame(wire.Header{Length: 4, Type: wire.TypeReset, Circuit: s.id}, wire.AppendReset(nil, wire.CodeCancelled), nil)
+		}
+		more := s.err == nil && (s.sendq.n > 0 && s.sendCredit > 0)
+		s.wake() // room in the send buffer
+		done := s.finished()
+		s.mu.Unlock()
+		if done {
+			l.forget(s)
+		}
+		if more {
+			s.inReady = true
+			if l.readyTail == nil {
+				l.readyHead = s
+			} else {
+				l.readyTail.next = s
+			}
+			l.readyTail = s
+		}
+	}
+}
+
+// finDue reports whether the FIN should go now: CloseWrite was called and
+// everything before it is sent. Caller holds s.mu.
+func (s *Stream) finDue() bool {
+	return s.state&(stFinQueued|stFinSent) == stFinQueued && s.sendq.n == 0 && s.err == nil
+}
+
+func (l *link) flush(w *batch) error {
+	if l.wdl != nil {
+		l.wdl.SetWriteDeadline(time.Now().Add(l.node.cfg.WriteTimeout))
+	}
+	if l.writev || len(w.bufs) == 1 {
+		bufs := w.bufs // WriteTo consumes its receiver; keep w.bufs' capacity
+		_, err := bufs.WriteTo(l.conn)
+		return err
+	}
+	// Without a gathering write, one copy beats a syscall per frame.
+	w.flat = w.flat[:0]
+	for _, b := range w.bufs {
+		w.flat = append(w.flat, b...)
+	}
+	_, err := l.conn.Write(w.flat)
+	return err
+}

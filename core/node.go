@@ -1,0 +1,858 @@
+package core
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/astranet-go/astranet/core/wire"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Options configure a Node beyond its Config.
+type Options struct {
+	Config Config
+	// ID is the node's id; 0 picks a random one.
+	ID NodeID
+	// Transports maps network names ("tcp4", "pipe", ...) to the transport
+	// that serves them in ListenAndServe and Join.
+	Transports map[string]Transport
+	// Routing and Discovery, when set, run in the node; without them it reaches
+	// only its direct neighbours and finds services by asking them.
+	Routing   Routing
+	Discovery Discovery
+	// LoopBack lets the node dial its own listeners.
+	LoopBack bool
+}
+
+// Node is one astranet instance: its links, listeners and streams.
+type Node struct {
+	id         NodeID
+	cfg        Config
+	log        hclog.Logger
+	transports map[string]Transport
+	routing    Routing
+	discovery  Discovery
+
+	routes   atomic.Pointer[map[NodeID]Route]
+	services atomic.Pointer[map[string][]Service]
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	shakes chan struct{} // bounds concurrent inbound handshakes
+
+	nextLink atomic.Uint64
+	srcPort  atomic.Uint32
+
+	mu        sync.Mutex
+	closed    bool
+	links     map[uint64]*link
+	peers     map[NodeID][]*link
+	ports     map[uint32]*Listener
+	names     map[string]*Listener
+	nextPort  uint32
+	listeners []net.Listener
+	loop      *link // the dialling end of the self-link, if LoopBack
+}
+
+// ephemeralPorts start here; ports below are for applications to choose.
+const ephemeralPorts = 1 << 24
+
+// New starts a node.
+func New(opts Options) (*Node, error) {
+	cfg := opts.Config
+	if err := cfg.Verify(); err != nil {
+		return nil, err
+	}
+	id := opts.ID
+	for id == 0 {
+		var b [8]byte
+		crand.Read(b[:])
+		id = NodeID(binary.BigEndian.Uint64(b[:]))
+	}
+	n := &Node{
+		id:         id,
+		cfg:        cfg,
+		log:        cfg.Logger.Named("astranet").With("node", id.String()),
+		transports: opts.Transports,
+		routing:    opts.Routing,
+		discovery:  opts.Discovery,
+		shakes:     make(chan struct{}, 256),
+		links:      make(map[uint64]*link),
+		peers:      make(map[NodeID][]*link),
+		ports:      make(map[uint32]*Listener),
+		names:      make(map[string]*Listener),
+		nextPort:   ephemeralPorts,
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if n.routing != nil {
+		if err := n.routing.Start(n, n.publishRoutes); err != nil {
+			return nil, fmt.Errorf("astranet: starting routing: %w", err)
+		}
+	}
+	if n.discovery != nil {
+		if err := n.discovery.Start(n, n.publishServices); err != nil {
+			if n.routing != nil {
+				n.routing.Close()
+			}
+			return nil, fmt.Errorf("astranet: starting discovery: %w", err)
+		}
+	}
+	if opts.LoopBack {
+		if err := n.startLoopBack(); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// ID returns the node's id.
+func (n *Node) ID() NodeID { return n.id }
+
+// Config returns the node's configuration.
+func (n *Node) Config() Config { return n.cfg }
+
+// Logger returns the node's logger.
+func (n *Node) Logger() hclog.Logger { return n.log }
+
+func (n *Node) publishRoutes(rs []Route) {
+	m := make(map[NodeID]Route, len(rs))
+	for _, r := range rs {
+		m[r.Dst] = r
+	}
+	n.routes.Store(&m)
+}
+
+func (n *Node) publishServices(ss []Service) {
+	m := make(map[string][]Service)
+	for _, s := range ss {
+		m[s.Name] = append(m[s.Name], s)
+	}
+	n.services.Store(&m)
+}
+
+// Routes returns the routes the node's routing last published.
+func (n *Node) Routes() []Route {
+	p := n.routes.Load()
+	if p == nil {
+		return nil
+	}
+	rs := make([]Route, 0, len(*p))
+	for _, r := range *p {
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// Services returns the services the node's discovery last published.
+func (n *Node) Services() []Service {
+	p := n.services.Load()
+	if p == nil {
+		return nil
+	}
+	var ss []Service
+	for _, v := range *p {
+		ss = append(ss, v...)
+	}
+	return ss
+}
+
+// Links lists the node's live links to other nodes.
+func (n *Node) Links() []LinkInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]LinkInfo, 0, len(n.links))
+	for id, l := range n.links {
+		out = append(out, l.info(id))
+	}
+	return out
+}
+
+func (l *link) info(id uint64) LinkInfo {
+	return LinkInfo{ID: id, Peer: l.peerID, Network: l.network, Caps: l.peer.Caps, RTT: l.rtt()}
+}
+
+// Send sends a control message to the neighbour on link id.
+func (n *Node) Send(id uint64, kind wire.Kind, body []byte) error {
+	n.mu.Lock()
+	l := n.links[id]
+	n.mu.Unlock()
+	if l == nil {
+		return fmt.Errorf("astranet: link %d: %w", id, ErrLinkLost)
+	}
+	if 1+len(body) > int(l.peer.MaxFrame) {
+		return fmt.Errorf("astranet: control message of %d bytes exceeds the peer's %d-byte frames", len(body), l.peer.MaxFrame)
+	}
+	l.control(wire.TypeControl, 0, wire.AppendControl(nil, kind, body))
+	return nil
+}
+
+func (n *Node) handleControl(l *link, kind wire.Kind, body []byte) {
+	info := l.info(l.id)
+	switch {
+	case kind == wire.KindRouting && n.routing != nil:
+		n.routing.HandleControl(info, body)
+	case kind == wire.KindDiscovery && n.discovery != nil:
+		n.discovery.HandleControl(info, body)
+	default:
+		n.log.Trace("control message with no handler", "kind", kind, "peer", l.peerID)
+	}
+}
+
+// Attach runs a link over rw and blocks until it ends. rw should be an
+// io.Closer (and ideally a net.Conn, for deadlines): otherwise a link whose
+// peer goes silent can be declared dead but Attach returns only when rw's Read
+// does.
+func (n *Node) Attach(rw io.ReadWriter) error {
+	l, err := n.handshake(rw, "attach", false)
+	if err != nil {
+		return err
+	}
+	return n.serve(l)
+}
+
+// handshake exchanges greetings on conn, within the handshake timeout, and
+// registers the new link.
+func (n *Node) handshake(conn io.ReadWriter, network string, loopInitiator bool) (*link, error) {
+	cfg := &n.cfg
+	fail := func(err error) (*link, error) {
+		if c, ok := conn.(io.Closer); ok {
+			c.Close()
+		}
+		return nil, fmt.Errorf("%w with %s peer: %w", ErrHandshake, network, err)
+	}
+	mine := wire.AppendGreeting(nil, wire.Greeting{Node: uint64(n.id), Caps: cfg.Caps, MaxFrame: cfg.MaxFrame,
+		LinkWindow: cfg.LinkWindow, StreamWindow: cfg.StreamWindow})
+	// Write and read at once: on an unbuffered pipe neither side's write
+	// finishes before the other reads.
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(mine)
+		wrote <- err
+	}()
+	var timer *time.Timer
+	if d, ok := conn.(interface{ SetDeadline(time.Time) error }); ok {
+		d.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+		defer d.SetDeadline(time.Time{})
+	} else if c, ok := conn.(io.Closer); ok {
+		timer = time.AfterFunc(cfg.HandshakeTimeout, func() { c.Close() })
+	}
+	peer, err := wire.ReadGreeting(conn)
+	if err == nil {
+		err = <-wrote
+	}
+	if timer != nil && !timer.Stop() {
+		err = errors.Join(err, errors.New("handshake timed out"))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	loop := network == "loop"
+	switch {
+	case NodeID(peer.Node) == n.id && !loop:
+		return fail(fmt.Errorf("peer claims this node's id %v", n.id))
+	case NodeID(peer.Node) != n.id && loop:
+		return fail(errors.New("loopback peer is another node"))
+	}
+	odd := n.id < NodeID(peer.Node) || (loop && loopInitiator)
+	l := newLink(n, conn, peer, odd, network)
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return fail(ErrClosed)
+	}
+	l.id = n.nextLink.Add(1)
+	if loop {
+		if loopInitiator {
+			n.loop = l
+		}
+	} else {
+		n.links[l.id] = l
+		n.peers[l.peerID] = append(n.peers[l.peerID], l)
+	}
+	n.mu.Unlock()
+	n.log.Debug("link up", "peer", l.peerID, "network", network)
+	if !loop {
+		info := l.info(l.id)
+		if n.routing != nil {
+			n.routing.LinkUp(info)
+		}
+		if n.discovery != nil {
+			n.discovery.LinkUp(info)
+		}
+	}
+	return l, nil
+}
+
+// serve runs l to its end and logs why it ended.
+func (n *Node) serve(l *link) error {
+	err := l.run()
+	if n.ctx.Err() == nil {
+		n.log.Info("link down", "peer", l.peerID, "network", l.network, "error", err)
+	}
+	return err
+}
+
+func (n *Node) linkDown(l *link, err error) {
+	n.mu.Lock()
+	if n.links[l.id] != l {
+		n.mu.Unlock()
+		return
+	}
+	delete(n.links, l.id)
+	ls := n.peers[l.peerID]
+	for i, x := range ls {
+		if x == l {
+			ls = append(ls[:i], ls[i+1:]...)
+			break
+		}
+	}
+	if len(ls) == 0 {
+		delete(n.peers, l.peerID)
+	} else {
+		n.peers[l.peerID] = ls
+	}
+	n.mu.Unlock()
+	info := l.info(l.id)
+	if n.routing != nil {
+		n.routing.LinkDown(info)
+	}
+	if n.discovery != nil {
+		n.discovery.LinkDown(info)
+	}
+}
+
+func (n *Node) transport(network string) (Transport, error) {
+	t := n.transports[network]
+	if t == nil {
+		return nil, fmt.Errorf("astranet: no transport for network %q", network)
+	}
+	return t, nil
+}
+
+// ListenAndServe accepts links on addr and serves them in the background. It
+// returns once it listens, with the address it listens on.
+func (n *Node) ListenAndServe(network, addr string) (net.Addr, error) {
+	t, err := n.transport(network)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := t.Listen(n.ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		ln.Close()
+		return nil, ErrClosed
+	}
+	n.listeners = append(n.listeners, ln)
+	n.wg.Add(1)
+	n.mu.Unlock()
+	go n.acceptLinks(ln, network)
+	return ln.Addr(), nil
+}
+
+func (n *Node) acceptLinks(ln net.Listener, network string) {
+	defer n.wg.Done()
+	pause := 5 * time.Millisecond
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			n.log.Warn("accepting links", "network", network, "error", err)
+			select { // a full file table clears up; do not spin on it
+			case <-time.After(pause):
+				pause = min(2*pause, time.Second)
+			case <-n.ctx.Done():
+				return
+			}
+			continue
+		}
+		pause = 5 * time.Millisecond
+		select {
+		case n.shakes <- struct{}{}:
+		default:
+			n.log.Warn("too many links in handshake; dropping one", "remote", conn.RemoteAddr())
+			conn.Close()
+			continue
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			l, err := n.handshake(conn, network, false)
+			<-n.shakes
+			if err != nil {
+				n.log.Info("inbound link refused", "remote", conn.RemoteAddr(), "error", err)
+				return
+			}
+			n.serve(l)
+		}()
+	}
+}
+
+// Join dials addr, completes the link's handshake, and returns; from then on
+// it keeps a link to addr up, re-dialling with jittered backoff whenever it
+// drops, until Close.
+func (n *Node) Join(ctx context.Context, network, addr string) error {
+	t, err := n.transport(network)
+	if err != nil {
+		return err
+	}
+	l, err := n.dialLink(ctx, t, network, addr)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		l.terminate(ErrClosed, true)
+		return ErrClosed
+	}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	go n.keepJoined(l, t, network, addr)
+	return nil
+}
+
+func (n *Node) dialLink(ctx context.Context, t Transport, network, addr string) (*link, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
+	defer cancel()
+	conn, err := t.Dial(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return n.handshake(conn, network, false)
+}
+
+func (n *Node) keepJoined(l *link, t Transport, network, addr string) {
+	defer n.wg.Done()
+	failures := 0
+	for {
+		if l != nil {
+			began := time.Now()
+			n.serve(l)
+			if time.Since(began) > 10*time.Second {
+				failures = 0
+			}
+		}
+		if n.ctx.Err() != nil {
+			return
+		}
+		// 100 ms, growing 1.6x to 30 s, each wait drawn from [0.5, 1.5) of that.
+		wait := min(100*time.Millisecond*time.Duration(1<<min(failures, 9))*16/10, 30*time.Second)
+		wait = wait/2 + rand.N(wait)
+		select {
+		case <-time.After(wait):
+		case <-n.ctx.Done():
+			return
+		}
+		var err error
+		l, err = n.dialLink(n.ctx, t, network, addr)
+		if err != nil {
+			failures++
+			n.log.Debug("re-join failed", "network", network, "addr", addr, "error", err)
+			l = nil
+			continue
+		}
+		failures = 0
+		n.log.Info("re-joined", "network", network, "addr", addr, "peer", l.peerID)
+	}
+}
+
+func (n *Node) startLoopBack() error {
+	a, b := net.Pipe()
+	type res struct {
+		l   *link
+		err error
+	}
+	rc := make(chan res, 1)
+	go func() {
+		l, err := n.handshake(b, "loop", false)
+		rc <- res{l, err}
+	}()
+	la, err := n.handshake(a, "loop", true)
+	r := <-rc
+	if err = errors.Join(err, r.err); err != nil {
+		return err
+	}
+	for _, l := range []*link{la, r.l} {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			l.run()
+		}()
+	}
+	return nil
+}
+
+// Close stops the node: its listeners, links and every goroutine it started.
+// Streams fail with ErrLinkLost.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	lns := n.listeners
+	n.listeners = nil
+	var bound []*Listener
+	for _, ln := range n.ports {
+		bound = append(bound, ln)
+	}
+	links := make([]*link, 0, len(n.links)+1)
+	for _, l := range n.links {
+		links = append(links, l)
+	}
+	if n.loop != nil {
+		links = append(links, n.loop)
+	}
+	n.mu.Unlock()
+	n.cancel()
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for _, ln := range bound {
+		ln.Close()
+	}
+	for _, l := range links {
+		l.terminate(fmt.Errorf("%w: node closing", ErrClosed), true)
+	}
+	var err error
+	if n.discovery != nil {
+		err = n.discovery.Close()
+	}
+	if n.routing != nil {
+		err = errors.Join(err, n.routing.Close())
+	}
+	n.wg.Wait()
+	return err
+}
+
+// Bind listens on port and, if name is not empty, under that service name.
+// Port 0 picks a free ephemeral port.
+func (n *Node) Bind(port uint32, name string) (*Listener, error) {
+	if err := checkServiceName(name); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, ErrClosed
+	}
+	if port == 0 {
+		for n.ports[n.nextPort] != nil || n.nextPort == 0 {
+			n.nextPort++
+		}
+		port = n.nextPort
+		n.nextPort++
+	} else if n.ports[port] != nil {
+		return nil, fmt.Errorf("astranet: bind: port %d is already bound", port)
+	}
+	if name != "" && n.names[name] != nil {
+		return nil, fmt.Errorf("astranet: bind: service %q is already bound on this node", name)
+	}
+	ln := &Listener{node: n, addr: Addr{Node: n.id, Port: port, Service: name},
+		backlog: make(chan *Stream, n.cfg.Backlog), done: make(chan struct{})}
+	n.ports[port] = ln
+	if name != "" {
+		n.names[name] = ln
+	}
+	if n.discovery != nil {
+		if err := n.discovery.Register(Service{Name: name, Node: n.id, Port: port}); err != nil {
+			delete(n.ports, port)
+			delete(n.names, name)
+			return nil, fmt.Errorf("astranet: bind: registering %q: %w", name, err)
+		}
+	}
+	return ln, nil
+}
+
+func checkServiceName(name string) error {
+	if name == "" {
+		return nil
+	}
+	if err := wire.CheckName(name); err != nil {
+		return fmt.Errorf("astranet: bind: %w", err)
+	}
+	if _, err := ParseNodeID(name); err == nil {
+		return fmt.Errorf("astranet: bind: service name %q would read as a node id", name)
+	}
+	return nil
+}
+
+func (n *Node) unbind(ln *Listener) {
+	n.mu.Lock()
+	if n.ports[ln.addr.Port] == ln {
+		delete(n.ports, ln.addr.Port)
+	}
+	if ln.addr.Service != "" && n.names[ln.addr.Service] == ln {
+		delete(n.names, ln.addr.Service)
+	}
+	n.mu.Unlock()
+	if n.discovery != nil {
+		n.discovery.Deregister(Service{Name: ln.addr.Service, Node: n.id, Port: ln.addr.Port})
+	}
+}
+
+// Target names what a dial reaches: a port on a node, a service, or a
+// service's instance on a given port.
+type Target struct {
+	Node    NodeID // 0: any node serving Service
+	Port    uint32
+	Service string
+	// Pick chooses among the instances discovery knows; nil picks at random.
+	Pick func([]Service) Service
+}
+
+func (t Target) String() string {
+	switch {
+	case t.Node != 0:
+		return Addr{Node: t.Node, Port: t.Port}.String()
+	case t.Port != 0:
+		return fmt.Sprintf("%s:%d", t.Service, t.Port)
+	}
+	return t.Service
+}
+
+type targetAddr struct{ Target }
+
+func (targetAddr) Network() string { return "astranet" }
+
+// Dial opens a stream to t. It returns once the far node has queued the
+// stream for its listener, or with an error wrapped in *net.OpError:
+// ErrRefused, ErrNoService, ErrNoRoute, or ctx's error.
+func (n *Node) Dial(ctx context.Context, t Target) (*Stream, error) {
+	s, err := n.dial(ctx, t)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "astranet", Addr: targetAddr{t}, Err: err}
+	}
+	return s, nil
+}
+
+func (n *Node) dial(ctx context.Context, t Target) (*Stream, error) {
+	if t.Node == 0 && t.Service == "" {
+		return nil, errors.New("no node and no service named")
+	}
+	if t.Node != 0 && t.Port == 0 && t.Service == "" {
+		return nil, errors.New("port 0")
+	}
+	if err := checkServiceName(t.Service); err != nil {
+		return nil, err
+	}
+	if t.Node == 0 {
+		if inst, ok := n.lookup(t); ok {
+			t.Node, t.Port = inst.Node, inst.Port
+		}
+	}
+	if t.Node != 0 {
+		l, err := n.route(t.Node)
+		if err != nil {
+			return nil, err
+		}
+		return n.open(ctx, l, t)
+	}
+	return n.askNeighbours(ctx, t)
+}
+
+// lookup picks an instance of t's service from discovery's snapshot.
+func (n *Node) lookup(t Target) (Service, bool) {
+	p := n.services.Load()
+	if p == nil {
+		return Service{}, false
+	}
+	var cands []Service
+	for _, s := range (*p)[t.Service] {
+		if t.Port == 0 || s.Port == t.Port {
+			cands = append(cands, s)
+		}
+	}
+	if len(cands) == 0 {
+		return Service{}, false
+	}
+	if t.Pick != nil {
+		return t.Pick(cands), true
+	}
+	return cands[rand.N(len(cands))], true
+}
+
+// route finds the link that leads to dst: the self-link, a direct link, or the
+// next hop routing published.
+func (n *Node) route(dst NodeID) (*link, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if dst == n.id {
+		if n.loop == nil {
+			return nil, fmt.Errorf("%w: dialling this node itself needs loopback", ErrNoRoute)
+		}
+		return n.loop, nil
+	}
+	if ls := n.peers[dst]; len(ls) > 0 {
+		return ls[0], nil
+	}
+	if p := n.routes.Load(); p != nil {
+		if r, ok := (*p)[dst]; ok {
+			if l := n.links[r.Link]; l != nil {
+				return l, nil
+			}
+		}
+	}
+	return nil, ErrNoRoute
+}
+
+// askNeighbours dials a service no snapshot names by asking the node itself
+// (with loopback) and then each neighbour in turn whether it serves it.
+func (n *Node) askNeighbours(ctx context.Context, t Target) (*Stream, error) {
+	n.mu.Lock()
+	var cands []*link
+	if n.loop != nil && n.names[t.Service] != nil {
+		cands = append(cands, n.loop)
+	}
+	for _, ls := range n.peers {
+		cands = append(cands, ls[0])
+	}
+	n.mu.Unlock()
+	for _, l := range cands {
+		s, err := n.open(ctx, l, t)
+		if err == nil || ctx.Err() != nil || !errors.Is(err, ErrNoService) {
+			return s, err
+		}
+	}
+	return nil, ErrNoService
+}
+
+// open sends OPEN for t on l and waits for ACCEPT or RESET.
+func (n *Node) open(ctx context.Context, l *link, t Target) (*Stream, error) {
+	cfg := &n.cfg
+	s := &Stream{
+		link:       l,
+		local:      Addr{Node: n.id, Port: n.ephemeral()},
+		remote:     Addr{Node: t.Node, Port: t.Port, Service: t.Service},
+		opened:     make(chan struct{}),
+		recvWindow: cfg.StreamWindow,
+		recvAvail:  int64(cfg.StreamWindow),
+		recvEpoch:  time.Now(),
+	}
+	o := wire.Open{SrcNode: uint64(n.id), SrcPort: s.local.Port, DstNode: uint64(t.Node), DstPort: t.Port,
+		Window: cfg.StreamWindow, Hops: cfg.HopLimit, Service: t.Service}
+	l.mu.Lock()
+	if err := l.register(s); err != nil {
+		l.mu.Unlock()
+		return nil, err
+	}
+	l.ctl = l.appendFrame(l.ctl, wire.TypeOpen, s.id, wire.AppendOpen(nil, &o))
+	l.mu.Unlock()
+	l.signal()
+	select {
+	case <-s.opened:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	if s.state&stAccepted != 0 && s.err == nil {
+		s.opened = nil
+		s.mu.Unlock()
+		return s, nil
+	}
+	err := s.err
+	s.mu.Unlock()
+	if err == nil {
+		err = ctx.Err()
+		s.abort(err)
+	}
+	return nil, err
+}
+
+func (n *Node) ephemeral() uint32 { return ephemeralPorts + n.srcPort.Add(1)%(1<<31) }
+
+// handleOpen answers an OPEN from l: delivers it to a local listener or
+// refuses it. A node forwards transit streams only once routing is in place.
+func (n *Node) handleOpen(l *link, circuit uint32, o *wire.Open) error {
+	if (circuit&1 == 1) == l.oddIDs {
+		return &wire.ProtocolError{What: fmt.Sprintf("OPEN on circuit %d, which has this side's parity", circuit)}
+	}
+	if l.lookup(circuit) != nil {
+		return &wire.ProtocolError{What: fmt.Sprintf("OPEN on circuit %d, which is in use", circuit)}
+	}
+	if o.DstNode != 0 && NodeID(o.DstNode) != n.id {
+		l.reset(circuit, wire.CodeNoRoute)
+		return nil
+	}
+	n.mu.Lock()
+	var ln *Listener
+	code := wire.CodeRefused
+	if o.Service != "" {
+		code = wire.CodeNoService
+		if x := n.names[o.Service]; x != nil && (o.DstPort == 0 || x.addr.Port == o.DstPort) {
+			ln = x
+		}
+	} else {
+		ln = n.ports[o.DstPort]
+	}
+	n.mu.Unlock()
+	if ln == nil {
+		l.reset(circuit, code)
+		return nil
+	}
+	cfg := &n.cfg
+	s := &Stream{
+		link:       l,
+		id:         circuit,
+		local:      ln.addr,
+		remote:     Addr{Node: NodeID(o.SrcNode), Port: o.SrcPort},
+		state:      stAccepted,
+		sendCredit: int64(o.Window),
+		recvWindow: cfg.StreamWindow,
+		recvAvail:  int64(cfg.StreamWindow),
+		recvEpoch:  time.Now(),
+	}
+	if err := ln.offer(l, s); err != nil {
+		l.reset(circuit, errCode(err))
+	}
+	return nil
+}
+
+// adopt registers an accepted stream under the peer's circuit id and queues
+// its ACCEPT.
+func (l *link) adopt(s *Stream) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrLinkLost
+	}
+	if len(l.streams) >= l.node.cfg.MaxStreams {
+		return ErrTooManyStreams
+	}
+	l.streams[s.id] = s
+	a := wire.Accept{Node: uint64(l.node.id), Port: s.local.Port, Window: s.recvWindow}
+	l.ctl = l.appendFrame(l.ctl, wire.TypeAccept, s.id, wire.AppendAccept(nil, a))
+	l.signal()
+	return nil
+}
+
+// abort breaks s with err and tells the peer.
+func (s *Stream) abort(err error) {
+	s.mu.Lock()
+	s.fail(err)
+	done := s.finished()
+	s.mu.Unlock()
+	s.link.reset(s.id, errCode(err))
+	if done {
+		s.link.mu.Lock()
+		s.link.forget(s)
+		s.link.mu.Unlock()
+	}
+}

@@ -1,0 +1,326 @@
+package core
+
+import (
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// Stream is one astranet stream: a complete net.Conn. It has no goroutine and,
+// unless a deadline is set, no timer of its own; the link's reader and writer
+// move its bytes.
+type Stream struct {
+	link          *link
+	id            uint32
+	local, remote Addr
+
+	// Under link.mu: the writer's ready list.
+	inReady bool
+	next    *Stream
+
+	mu    sync.Mutex
+	cond  *sync.Cond // made on first wait
+	state streamState
+	err   error // why the stream is broken (reset, link lost); nil while healthy
+
+	opened chan struct{} // dialler only: closed on ACCEPT or RESET
+
+	recvq       queue
+	recvWindow  uint32 // current window granted to the peer
+	recvAvail   int64  // credit the peer still holds
+	recvUnacked uint32 // bytes read but not yet returned
+	recvEpoch   time.Time
+
+	sendq      queue
+	sendCredit int64
+
+	dl *deadlines
+}
+
+type streamState uint8
+
+const (
+	stAccepted   streamState = 1 << iota // the open completed
+	stFinQueued                          // CloseWrite: send FIN after the queue
+	stFinSent                            // the writer sent FIN (or gave up sending)
+	stRecvFin                            // the peer's FIN arrived
+	stClosed                             // Close: the application is done with it
+	stResetAfter                         // Close before the peer's FIN: RESET follows FIN
+	stDone                               // removed from the link
+)
+
+type deadlines struct {
+	read, write    time.Time
+	rtimer, wtimer *time.Timer
+}
+
+var _ net.Conn = (*Stream)(nil)
+
+func (s *Stream) wait() {
+	if s.cond == nil {
+		s.cond = sync.NewCond(&s.mu)
+	}
+	s.cond.Wait()
+}
+
+// wake wakes every goroutine waiting on s. Caller holds s.mu.
+func (s *Stream) wake() {
+	if s.cond != nil {
+		s.cond.Broadcast()
+	}
+}
+
+func (s *Stream) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: "astranet", Source: s.local, Addr: s.remote, Err: err}
+}
+
+// Read reads data the peer sent. After the peer's CloseWrite and once the
+// buffer is drained it returns io.EOF.
+func (s *Stream) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	for {
+		if s.recvq.n > 0 {
+			if len(p) == 0 {
+				s.mu.Unlock()
+				return 0, nil
+			}
+			n := s.recvq.read(p)
+			inc := s.consumed(n)
+			s.mu.Unlock()
+			s.link.returnCredit(s, n, inc)
+			return n, nil
+		}
+		switch {
+		case s.state&stClosed != 0:
+			s.mu.Unlock()
+			return 0, s.opErr("read", net.ErrClosed)
+		case s.state&stRecvFin != 0:
+			s.mu.Unlock()
+			return 0, io.EOF
+		case s.err != nil:
+			err := s.err
+			s.mu.Unlock()
+			return 0, s.opErr("read", err)
+		case s.dl != nil && !s.dl.read.IsZero() && !time.Now().Before(s.dl.read):
+			s.mu.Unlock()
+			return 0, s.opErr("read", os.ErrDeadlineExceeded)
+		}
+		s.wait()
+	}
+}
+
+// consumed records n bytes read by the application and returns the credit to
+// send back now (0: not yet). Caller holds s.mu.
+func (s *Stream) consumed(n int) uint32 {
+	s.recvUnacked += uint32(n)
+	if s.recvUnacked < s.recvWindow/2 || s.state&(stRecvFin|stDone) != 0 {
+		return 0
+	}
+	inc := s.recvUnacked
+	s.recvUnacked = 0
+	// Auto-tune: a window consumed in under two round trips limits throughput,
+	// so grant twice as much, up to the maximum.
+	now := time.Now()
+	cfg := &s.link.node.cfg
+	if rtt := s.link.rtt(); rtt > 0 && s.recvWindow < cfg.MaxStreamWindow && now.Sub(s.recvEpoch) < 2*rtt {
+		grow := min(s.recvWindow, cfg.MaxStreamWindow-s.recvWindow)
+		s.recvWindow += grow
+		inc += grow
+	}
+	s.recvEpoch = now
+	s.recvAvail += int64(inc)
+	return inc
+}
+
+// Write queues p for the peer. It returns once all of p is queued; it blocks
+// while the stream's send buffer is full.
+func (s *Stream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	total := 0
+	limit := s.link.node.cfg.SendBuffer
+	for {
+		switch {
+		case s.state&stClosed != 0:
+			s.mu.Unlock()
+			return total, s.opErr("write", net.ErrClosed)
+		case s.state&stFinQueued != 0:
+			s.mu.Unlock()
+			return total, s.opErr("write", ErrWriteClosed)
+		case s.err != nil:
+			err := s.err
+			s.mu.Unlock()
+			return total, s.opErr("write", err)
+		case s.dl != nil && !s.dl.write.IsZero() && !time.Now().Before(s.dl.write):
+			s.mu.Unlock()
+			return total, s.opErr("write", os.ErrDeadlineExceeded)
+		}
+		if len(p) == 0 {
+			s.mu.Unlock()
+			return total, nil
+		}
+		space := limit - s.sendq.n
+		if space <= 0 {
+			s.wait()
+			continue
+		}
+		k := min(space, len(p))
+		s.sendq.write(p[:k])
+		p, total = p[k:], total+k
+		ready := s.sendCredit > 0
+		s.mu.Unlock()
+		if ready {
+			s.link.schedule(s)
+		}
+		s.mu.Lock()
+	}
+}
+
+// CloseWrite half-closes the stream: the peer reads what was written, then
+// io.EOF. Reading goes on.
+func (s *Stream) CloseWrite() error {
+	s.mu.Lock()
+	if s.state&(stFinQueued|stClosed) != 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	s.state |= stFinQueued
+	s.wake()
+	s.mu.Unlock()
+	s.link.schedule(s)
+	return nil
+}
+
+// Close closes both directions. Written data is still delivered, then FIN;
+// if the peer has not finished writing, a reset follows so that its writes
+// fail rather than fill a buffer nobody reads. Blocked Read and Write return.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	if s.state&stClosed != 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	s.state |= stClosed | stFinQueued
+	if s.state&stRecvFin == 0 {
+		s.state |= stResetAfter
+	}
+	n := s.recvq.n
+	s.recvq.free()
+	s.stopTimers()
+	s.wake()
+	s.mu.Unlock()
+	if n > 0 {
+		s.link.returnCredit(nil, n, 0)
+	}
+	s.link.schedule(s)
+	return nil
+}
+
+// LocalAddr returns this end's node and port.
+func (s *Stream) LocalAddr() net.Addr { return s.local }
+
+// RemoteAddr returns the far end's node and port.
+func (s *Stream) RemoteAddr() net.Addr { return s.remote }
+
+// SetDeadline sets both the read and the write deadline.
+func (s *Stream) SetDeadline(t time.Time) error {
+	s.SetReadDeadline(t)
+	return s.SetWriteDeadline(t)
+}
+
+// SetReadDeadline makes Read fail with os.ErrDeadlineExceeded at t; the zero
+// time clears it.
+func (s *Stream) SetReadDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.deadlines()
+	d.read = t
+	d.rtimer = s.arm(d.rtimer, t)
+	return nil
+}
+
+// SetWriteDeadline makes Write fail with os.ErrDeadlineExceeded at t; the zero
+// time clears it.
+func (s *Stream) SetWriteDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.deadlines()
+	d.write = t
+	d.wtimer = s.arm(d.wtimer, t)
+	return nil
+}
+
+func (s *Stream) deadlines() *deadlines {
+	if s.dl == nil {
+		s.dl = new(deadlines)
+	}
+	return s.dl
+}
+
+// arm replaces timer with one that wakes the stream's waiters at t.
+func (s *Stream) arm(timer *time.Timer, t time.Time) *time.Timer {
+	if timer != nil {
+		timer.Stop()
+		timer = nil
+	}
+	s.wake() // waiters re-check against the new deadline
+	if t.IsZero() || s.state&stClosed != 0 {
+		return nil
+	}
+	if d := time.Until(t); d > 0 {
+		timer = time.AfterFunc(d, func() {
+			s.mu.Lock()
+			s.wake()
+			s.mu.Unlock()
+		})
+	}
+	return timer
+}
+
+func (s *Stream) stopTimers() {
+	if s.dl == nil {
+		return
+	}
+	if s.dl.rtimer != nil {
+		s.dl.rtimer.Stop()
+	}
+	if s.dl.wtimer != nil {
+		s.dl.wtimer.Stop()
+	}
+}
+
+// fail breaks the stream with err: buffered bytes stay readable, then Read
+// returns err; Write returns err at once. Caller holds s.mu.
+func (s *Stream) fail(err error) {
+	if s.err == nil {
+		s.err = err
+	}
+	s.sendq.free()
+	s.state |= stFinSent
+	if s.opened != nil {
+		select {
+		case <-s.opened:
+		default:
+			close(s.opened)
+		}
+	}
+	s.wake()
+}
+
+// finished reports, once, whether the link is done with s: nothing more to
+// send (FIN sent, or broken) and nothing more to receive (FIN received, broken,
+// or reset by our Close). Caller holds s.mu.
+func (s *Stream) finished() bool {
+	if s.state&stDone != 0 {
+		return false
+	}
+	sendDone := s.state&stFinSent != 0 || s.err != nil
+	recvDone := s.state&stRecvFin != 0 || s.err != nil ||
+		s.state&(stResetAfter|stFinSent) == stResetAfter|stFinSent
+	if sendDone && recvDone {
+		s.state |= stDone
+		return true
+	}
+	return false
+}
