@@ -856,3 +856,14 @@ func (s *Stream) abort(err error) {
 		s.link.mu.Unlock()
 	}
 }
+
+// Bound lists the node's own listeners.
+func (n *Node) Bound() []Service {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]Service, 0, len(n.ports))
+	for _, ln := range n.ports {
+		out = append(out, Service{Name: ln.addr.Service, Node: n.id, Port: ln.addr.Port})
+	}
+	return out
+}

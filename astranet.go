@@ -1,0 +1,82 @@
+package astranet
+
+import (
+	"context"
+	"io"
+	"net"
+	"time"
+
+	"github.com/astranet-go/astranet/core"
+)
+
+// AstraNet is a node of the network. Every method of the original astranet
+// interface is here with its shape, plus DialContext, ID and Close.
+type AstraNet interface {
+	// Dial opens a stream to hp: "<node-id>:<port>", "name" or "name:port".
+	// network selects how an instance of a service is chosen: "" at random,
+	// "registry://<key>" by consistent hashing on key, "vport2registry" by
+	// consistent hashing on the port. It waits at most 10 s.
+	Dial(network, hp string) (net.Conn, error)
+	// DialContext is Dial bounded by ctx instead of the default timeout.
+	DialContext(ctx context.Context, network, hp string) (net.Conn, error)
+	// DialTimeout is Dial bounded by t.
+	DialTimeout(network, hp string, t time.Duration) (net.Conn, error)
+	// Bind listens on hp: ":port", "name" or "name:port". network is ignored
+	// (kept for the original's shape).
+	Bind(network, hp string) (net.Listener, error)
+
+	// Attach runs a link over conn and blocks until the link ends.
+	Attach(conn io.ReadWriter) error
+	// ListenAndServe accepts links on address; it returns once it listens.
+	ListenAndServe(network, address string) error
+	// Join keeps a link to address up, re-dialling with backoff, until Close.
+	// It returns after the first link's handshake, or its error.
+	Join(network, address string) error
+
+	// Services lists the services this node knows of.
+	Services() []ServiceId
+	// Routes lists the nodes this node reaches and how.
+	Routes() []ServiceId
+	// ServiceMap and RoutesMap are the same as registries.
+	ServiceMap() *RegistryStorage
+	RoutesMap() *RegistryStorage
+
+	// WithEnv, WithLoopBack, Client, Server, Router and New return a fresh node
+	// (with a new id) configured like this one plus the change.
+	WithEnv(env ...string) Multiplexer
+	WithLoopBack() Multiplexer
+	Client() Multiplexer
+	Server() Multiplexer
+	Router() Multiplexer
+	New() Multiplexer
+
+	// HttpDial is Dial for http.Transport: it drops a ":80" port.
+	HttpDial(network, host string) (net.Conn, error)
+
+	// ID is the node's id.
+	ID() NodeID
+	// Close stops the node and every goroutine it started.
+	Close() error
+}
+
+// Multiplexer is the original name of AstraNet.
+type Multiplexer = AstraNet
+
+// NodeID names a node: a uint64, written as 16 lowercase hex digits.
+type NodeID = core.NodeID
+
+// Errors that dials, streams and listeners return, wrapped in *net.OpError.
+// Test with errors.Is.
+var (
+	ErrRefused        = core.ErrRefused
+	ErrNoService      = core.ErrNoService
+	ErrNoRoute        = core.ErrNoRoute
+	ErrBacklog        = core.ErrBacklog
+	ErrTooManyStreams = core.ErrTooManyStreams
+	ErrLinkLost       = core.ErrLinkLost
+	ErrReset          = core.ErrReset
+	ErrClosed         = core.ErrClosed
+)
+
+// DefaultDialTimeout bounds Dial, as in the original.
+const DefaultDialTimeout = 10 * time.Second

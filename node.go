@@ -1,0 +1,262 @@
+package astranet
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/astranet-go/astranet/core"
+	"github.com/astranet-go/astranet/core/wire"
+	"github.com/astranet-go/astranet/discovery"
+	"github.com/astranet-go/astranet/transports/pipe"
+	"github.com/astranet-go/astranet/transports/quic"
+	"github.com/astranet-go/astranet/transports/tcp"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Option changes how New builds a node.
+type Option func(*settings)
+
+type settings struct {
+	cfg        core.Config
+	transports map[string]core.Transport
+	env        string // ".a.b" suffix for service names
+	loopBack   bool
+	id         NodeID
+}
+
+// WithLogger sends the node's logs to l.
+func WithLogger(l hclog.Logger) Option { return func(s *settings) { s.cfg.Logger = l } }
+
+// WithConfig lets f change any engine setting (windows, limits, keep-alive).
+func WithConfig(f func(*core.Config)) Option { return func(s *settings) { f(&s.cfg) } }
+
+// WithTransport serves networks with t in ListenAndServe and Join.
+func WithTransport(t core.Transport, networks ...string) Option {
+	return func(s *settings) {
+		for _, n := range networks {
+			s.transports[n] = t
+		}
+	}
+}
+
+// WithTLS secures the tcp and quic transports with cfg (mutual TLS when cfg
+// asks for client certificates).
+func WithTLS(cfg *tls.Config) Option {
+	return func(s *settings) {
+		t := tcp.New()
+		t.TLS = cfg
+		q := quic.New()
+		q.TLS = cfg
+		for _, n := range []string{"", "tcp", "tcp4", "tcp6"} {
+			s.transports[n] = t
+		}
+		s.transports["quic"] = q
+	}
+}
+
+// WithID gives the node a chosen id instead of a random one.
+func WithID(id NodeID) Option { return func(s *settings) { s.id = id } }
+
+// New returns a node with the embedded defaults: tcp, quic and pipe
+// transports; it routes, serves and dials. The engine starts on first use.
+func New(opts ...Option) AstraNet {
+	s := settings{cfg: core.DefaultConfig(), transports: map[string]core.Transport{}}
+	t := tcp.New()
+	for _, n := range []string{"", "tcp", "tcp4", "tcp6"} {
+		s.transports[n] = t
+	}
+	s.transports["quic"] = quic.New()
+	s.transports["pipe"] = pipe.New()
+	for _, o := range opts {
+		o(&s)
+	}
+	return &node{s: s}
+}
+
+// node is the face over one core.Node, started lazily so that
+// New().WithEnv(...) costs nothing for the node it copies.
+type node struct {
+	s       settings
+	once    sync.Once
+	core    *core.Node
+	initErr error
+}
+
+func (n *node) engine() (*core.Node, error) {
+	n.once.Do(func() {
+		n.core, n.initErr = core.New(core.Options{Config: n.s.cfg, ID: n.s.id,
+			Transports: n.s.transports, LoopBack: n.s.loopBack})
+	})
+	return n.core, n.initErr
+}
+
+// derive copies the settings (not the id) into a fresh node.
+func (n *node) derive(f func(*settings)) Multiplexer {
+	s := n.s
+	s.id = 0
+	s.transports = make(map[string]core.Transport, len(n.s.transports))
+	for k, v := range n.s.transports {
+		s.transports[k] = v
+	}
+	f(&s)
+	return &node{s: s}
+}
+
+func (n *node) WithEnv(env ...string) Multiplexer {
+	return n.derive(func(s *settings) {
+		for _, e := range env {
+			s.env += "." + e
+		}
+	})
+}
+
+func (n *node) WithLoopBack() Multiplexer { return n.derive(func(s *settings) { s.loopBack = true }) }
+func (n *node) Client() Multiplexer       { return n.derive(func(s *settings) { s.cfg.Caps = wire.CapClient }) }
+func (n *node) Server() Multiplexer       { return n.derive(func(s *settings) { s.cfg.Caps = wire.CapServer }) }
+func (n *node) Router() Multiplexer       { return n.derive(func(s *settings) { s.cfg.Caps = wire.CapRouter }) }
+func (n *node) New() Multiplexer {
+	return n.derive(func(s *settings) { s.cfg.Caps = wire.CapRouter | wire.CapServer | wire.CapClient })
+}
+
+func (n *node) ID() NodeID {
+	c, err := n.engine()
+	if err != nil {
+		return 0
+	}
+	return c.ID()
+}
+
+func (n *node) Close() error {
+	c, err := n.engine()
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func (n *node) Attach(conn io.ReadWriter) error {
+	c, err := n.engine()
+	if err != nil {
+		return err
+	}
+	return c.Attach(conn)
+}
+
+func (n *node) ListenAndServe(network, address string) error {
+	_, err := n.ListenAddr(network, address)
+	return err
+}
+
+// ListenAddr is ListenAndServe that also returns the address it listens on,
+// for ":0".
+func (n *node) ListenAddr(network, address string) (net.Addr, error) {
+	c, err := n.engine()
+	if err != nil {
+		return nil, err
+	}
+	return c.ListenAndServe(network, address)
+}
+
+func (n *node) Join(network, address string) error {
+	c, err := n.engine()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.s.cfg.HandshakeTimeout)
+	defer cancel()
+	return c.Join(ctx, network, address)
+}
+
+func (n *node) Bind(network, hp string) (net.Listener, error) {
+	c, err := n.engine()
+	if err != nil {
+		return nil, err
+	}
+	name, port, err := splitNamePort(hp)
+	if err != nil {
+		return nil, fmt.Errorf("astranet: bind %q: %w", hp, err)
+	}
+	if name == "" && port == 0 {
+		return nil, fmt.Errorf("astranet: bind %q: want \":port\", \"name\" or \"name:port\"", hp)
+	}
+	if name != "" {
+		if _, err := core.ParseNodeID(name); err == nil {
+			return nil, fmt.Errorf("astranet: bind: service name %q would read as a node id", name)
+		}
+		name += n.s.env
+	}
+	return c.Bind(port, name)
+}
+
+func (n *node) Dial(network, hp string) (net.Conn, error) {
+	return n.DialTimeout(network, hp, DefaultDialTimeout)
+}
+
+func (n *node) DialTimeout(network, hp string, t time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), t)
+	defer cancel()
+	return n.DialContext(ctx, network, hp)
+}
+
+func (n *node) DialContext(ctx context.Context, network, hp string) (net.Conn, error) {
+	c, err := n.engine()
+	if err != nil {
+		return nil, err
+	}
+	t, err := n.target(network, hp)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "astranet", Err: err}
+	}
+	return c.Dial(ctx, t)
+}
+
+func (n *node) HttpDial(network, host string) (net.Conn, error) {
+	return n.Dial("", strings.TrimSuffix(host, ":80"))
+}
+
+// target reads "<node-id>:<port>", "name" or "name:port", and picks the
+// selector network asks for.
+func (n *node) target(network, hp string) (core.Target, error) {
+	name, port, err := splitNamePort(hp)
+	if err != nil {
+		return core.Target{}, fmt.Errorf("address %q: %w", hp, err)
+	}
+	if id, err := core.ParseNodeID(name); err == nil {
+		if port == 0 {
+			return core.Target{}, fmt.Errorf("address %q: a node id needs a port", hp)
+		}
+		return core.Target{Node: id, Port: port}, nil
+	}
+	if name == "" {
+		return core.Target{}, fmt.Errorf("address %q names no node and no service", hp)
+	}
+	t := core.Target{Service: name + n.s.env, Port: port}
+	switch {
+	case strings.HasPrefix(network, "registry://"):
+		t.Pick = discovery.Rendezvous(network)
+	case network == "vport2registry":
+		t.Pick = discovery.Rendezvous(strconv.FormatUint(uint64(port), 10))
+	}
+	return t, nil
+}
+
+// splitNamePort splits "name:port" at its last colon; either part may be
+// missing.
+func splitNamePort(hp string) (string, uint32, error) {
+	i := strings.LastIndexByte(hp, ':')
+	if i < 0 {
+		return hp, 0, nil
+	}
+	p, err := strconv.ParseUint(hp[i+1:], 10, 32)
+	if err != nil || p == 0 {
+		return "", 0, fmt.Errorf("port %q is not a number in [1, 2^32)", hp[i+1:])
+	}
+	return hp[:i], uint32(p), nil
+}
