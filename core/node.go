@@ -749,12 +749,16 @@ func (n *Node) open(ctx context.Context, l *link, t Target) (*Stream, error) {
 	}
 	o := wire.Open{SrcNode: uint64(n.id), SrcPort: s.local.Port, DstNode: uint64(t.Node), DstPort: t.Port,
 		Window: cfg.StreamWindow, Hops: cfg.HopLimit, Service: t.Service}
+	payload, err := wire.AppendOpen(nil, &o)
+	if err != nil {
+		return nil, err
+	}
 	l.mu.Lock()
 	if err := l.register(s); err != nil {
 		l.mu.Unlock()
 		return nil, err
 	}
-	l.ctl = l.appendFrame(l.ctl, wire.TypeOpen, s.id, wire.AppendOpen(nil, &o))
+	l.ctl = l.appendFrame(l.ctl, wire.TypeOpen, s.id, payload)
 	l.mu.Unlock()
 	l.signal()
 	select {
@@ -767,7 +771,7 @@ func (n *Node) open(ctx context.Context, l *link, t Target) (*Stream, error) {
 		s.mu.Unlock()
 		return s, nil
 	}
-	err := s.err
+	err = s.err
 	s.mu.Unlock()
 	if err == nil {
 		err = ctx.Err()

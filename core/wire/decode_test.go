@@ -96,7 +96,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"unknown type", frame(Header{Type: 0x42, Circuit: 1}, nil), "unknown frame type 0x42"},
 		{"over limit before payload arrives", AppendHeader(nil, Header{Length: 5000, Type: TypeData, Circuit: 1}), "5000"},
 		{"bad length before payload arrives", AppendHeader(nil, Header{Length: 5, Type: TypePing}), "PING payload of 5 bytes"},
-		{"OPEN payload", frame(Header{Type: TypeOpen, Circuit: 1}, AppendOpen(nil, &openNoWindow)), "OPEN window 0"},
+		{"OPEN payload", frame(Header{Type: TypeOpen, Circuit: 1}, mustAppendOpen(nil, &openNoWindow)), "OPEN window 0"},
 		{"ACCEPT payload", frame(Header{Type: TypeAccept, Circuit: 1}, AppendAccept(nil, Accept{Port: 1, Window: MinWindow})), "ACCEPT from 0:1"},
 		{"WINDOW payload", frame(Header{Type: TypeWindow}, AppendWindow(nil, 0)), "increment of 0"},
 		{"CONTROL payload", frame(Header{Type: TypeControl}, []byte{0}), "kind 0"},

@@ -75,6 +75,9 @@ func ReadGreeting(r io.Reader) (Greeting, error) {
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
+		if err == io.EOF { // the head came, so this is a cut, not a clean close
+			err = io.ErrUnexpectedEOF
+		}
 		return Greeting{}, err
 	}
 	return ParseGreetingBody(body)

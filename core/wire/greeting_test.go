@@ -157,7 +157,6 @@ func TestGreetingTruncated(t *testing.T) {
 // A peer that sends a whole head and then closes has sent a truncated greeting,
 // which is not the clean "closed before a word" that io.EOF means.
 func TestGreetingTruncatedAfterHead(t *testing.T) {
-	t.Skip("bug: ReadGreeting returns io.EOF, not io.ErrUnexpectedEOF, when the input ends right after the 8-byte head")
 	full := AppendGreeting(nil, validGreeting())
 	if _, err := ReadGreeting(bytes.NewReader(full[:8])); err != io.ErrUnexpectedEOF {
 		t.Fatalf("err = %v, want io.ErrUnexpectedEOF", err)

@@ -19,15 +19,19 @@ type Open struct {
 	Service string // empty when dialling a port
 }
 
-// AppendOpen appends o's payload to b.
-func AppendOpen(b []byte, o *Open) []byte {
+// AppendOpen appends o's payload to b. It refuses a service name that
+// CheckName refuses, since the peer would refuse it too.
+func AppendOpen(b []byte, o *Open) ([]byte, error) {
+	if err := CheckName(o.Service); err != nil {
+		return b, err
+	}
 	b = binary.BigEndian.AppendUint64(b, o.SrcNode)
 	b = binary.BigEndian.AppendUint32(b, o.SrcPort)
 	b = binary.BigEndian.AppendUint64(b, o.DstNode)
 	b = binary.BigEndian.AppendUint32(b, o.DstPort)
 	b = binary.BigEndian.AppendUint32(b, o.Window)
 	b = append(b, o.Hops, byte(len(o.Service)))
-	return append(b, o.Service...)
+	return append(b, o.Service...), nil
 }
 
 // OpenSize is the payload size of o.
