@@ -8,11 +8,13 @@ import (
 
 // LinkInfo describes one link to a neighbour, as routing and discovery see it.
 type LinkInfo struct {
-	ID      uint64 // unique within the node for the node's lifetime
-	Peer    NodeID
-	Network string        // the transport network ("tcp4", "pipe", ...), or "attach"
-	Caps    uint32        // the peer's capability bits (wire.Cap*)
-	RTT     time.Duration // last measured round trip; 0 until measured
+	ID       uint64 // unique within the node for the node's lifetime
+	Peer     NodeID
+	Network  string        // the transport network ("tcp4", "pipe", ...), or "attach"
+	Caps     uint32        // the peer's capability bits (wire.Cap*)
+	RTT      time.Duration // last measured round trip; 0 until measured
+	Streams  int           // circuits open on the link
+	Buffered int64         // bytes received and not yet read, over all its streams
 }
 
 // Mesh is what a node offers the routing and discovery running in it: who it

@@ -50,6 +50,7 @@ type link struct {
 	err        error
 	goingAway  bool // the peer said GOAWAY: open nothing new here
 
+	buffered    atomic.Int64 // bytes in stream receive queues
 	recvAvail   atomic.Int64 // link credit the peer still holds
 	recvUnacked atomic.Int64 // bytes read by applications, not yet returned
 	lastRecv    atomic.Int64 // nanoseconds since start of the last frame received
@@ -366,6 +367,7 @@ func (l *link) handleData(h wire.Header, p []byte) error {
 	discard := s.state&stClosed != 0 || s.err != nil
 	if !discard {
 		s.recvq.write(p)
+		l.buffered.Add(n)
 	}
 	if h.Flags&wire.FlagFin != 0 {
 		s.state |= stRecvFin

@@ -179,7 +179,11 @@ func (n *Node) Links() []LinkInfo {
 }
 
 func (l *link) info(id uint64) LinkInfo {
-	return LinkInfo{ID: id, Peer: l.peerID, Network: l.network, Caps: l.peer.Caps, RTT: l.rtt()}
+	l.mu.Lock()
+	streams := len(l.streams)
+	l.mu.Unlock()
+	return LinkInfo{ID: id, Peer: l.peerID, Network: l.network, Caps: l.peer.Caps, RTT: l.rtt(),
+		Streams: streams, Buffered: l.buffered.Load()}
 }
 
 // Send sends a control message to the neighbour on link id.
@@ -225,12 +229,6 @@ func (n *Node) Attach(rw io.ReadWriter) error {
 // registers the new link.
 func (n *Node) handshake(conn io.ReadWriter, network string, loopInitiator bool) (*link, error) {
 	cfg := &n.cfg
-	fail := func(err error) (*link, error) {
-		if c, ok := conn.(io.Closer); ok {
-			c.Close()
-		}
-		return nil, fmt.Errorf("%w with %s peer: %w", ErrHandshake, network, err)
-	}
 	mine := wire.AppendGreeting(nil, wire.Greeting{Node: uint64(n.id), Caps: cfg.Caps, MaxFrame: cfg.MaxFrame,
 		LinkWindow: cfg.LinkWindow, StreamWindow: cfg.StreamWindow})
 	// Write and read at once: on an unbuffered pipe neither side's write
@@ -240,22 +238,40 @@ func (n *Node) handshake(conn io.ReadWriter, network string, loopInitiator bool)
 		_, err := conn.Write(mine)
 		wrote <- err
 	}()
+	deadline, hasDeadline := conn.(interface{ SetDeadline(time.Time) error })
+	closer, _ := conn.(io.Closer)
 	var timer *time.Timer
-	if d, ok := conn.(interface{ SetDeadline(time.Time) error }); ok {
-		d.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
-		defer d.SetDeadline(time.Time{})
-	} else if c, ok := conn.(io.Closer); ok {
-		timer = time.AfterFunc(cfg.HandshakeTimeout, func() { c.Close() })
+	if hasDeadline {
+		deadline.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	} else if closer != nil {
+		timer = time.AfterFunc(cfg.HandshakeTimeout, func() { closer.Close() })
+	}
+	fail := func(err error) (*link, error) {
+		var perr *wire.ProtocolError
+		if errors.As(err, &perr) && hasDeadline && <-wrote == nil {
+			// Tell a confused peer what was wrong before hanging up.
+			deadline.SetDeadline(time.Now().Add(drainTimeout))
+			g := wire.AppendGoAway(nil, wire.GoAway{Code: wire.CodeProtocol, Reason: err.Error()})
+			conn.Write(append(wire.AppendHeader(nil, wire.Header{Length: uint32(len(g)), Type: wire.TypeGoAway}), g...))
+		}
+		if closer != nil {
+			closer.Close()
+		}
+		return nil, fmt.Errorf("%w with %s peer: %w", ErrHandshake, network, err)
 	}
 	peer, err := wire.ReadGreeting(conn)
 	if err == nil {
 		err = <-wrote
+		wrote <- err // fail may wait on it again
 	}
 	if timer != nil && !timer.Stop() {
 		err = errors.Join(err, errors.New("handshake timed out"))
 	}
 	if err != nil {
 		return fail(err)
+	}
+	if hasDeadline {
+		deadline.SetDeadline(time.Time{})
 	}
 	loop := network == "loop"
 	switch {

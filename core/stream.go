@@ -89,6 +89,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 			n := s.recvq.read(p)
 			inc := s.consumed(n)
 			s.mu.Unlock()
+			s.link.buffered.Add(-int64(n))
 			s.link.returnCredit(s, n, inc)
 			return n, nil
 		}
@@ -211,6 +212,7 @@ func (s *Stream) Close() error {
 	s.wake()
 	s.mu.Unlock()
 	if n > 0 {
+		s.link.buffered.Add(-int64(n))
 		s.link.returnCredit(nil, n, 0)
 	}
 	s.link.schedule(s)

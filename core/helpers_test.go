@@ -1,0 +1,190 @@
+package core
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+func testConfig() Config {
+	c := DefaultConfig()
+	return c
+}
+
+func newNode(t testing.TB, cfg Config, opts ...func(*Options)) *Node {
+	t.Helper()
+	o := Options{Config: cfg, Transports: map[string]Transport{"tcp": tcpTransport{}}}
+	for _, f := range opts {
+		f(&o)
+	}
+	n, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// tcpTransport is the smallest Transport: plain TCP on loopback.
+type tcpTransport struct{}
+
+func (tcpTransport) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+func (tcpTransport) Listen(ctx context.Context, network, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	return lc.Listen(ctx, network, addr)
+}
+
+// connect joins b to a over TCP on loopback and waits until both see the link.
+func connect(t testing.TB, a, b *Node) {
+	t.Helper()
+	addr, err := a.ListenAndServe("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Join(context.Background(), "tcp", addr.String()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "link up", func() bool { return len(a.Links()) > 0 && len(b.Links()) > 0 })
+}
+
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// echo accepts streams on ln and echoes each until EOF, in a goroutine per
+// stream (the test's, not the library's). It stops when ln closes.
+func echo(t testing.TB, ln *Listener) {
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			s, err := ln.AcceptStream()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				io.Copy(s, s)
+				s.Close()
+			}()
+		}
+	}()
+}
+
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// roundTrip writes msg on s and reads it back.
+func roundTrip(s net.Conn, msg []byte) error {
+	if _, err := s.Write(msg); err != nil {
+		return err
+	}
+	buf := make([]byte, len(msg))
+	_, err := io.ReadFull(s, buf)
+	return err
+}
+
+// relay forwards bytes between two TCP connections until told to go silent
+// (it then swallows everything, like a dead network path) or to cut.
+type relay struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	silent bool
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func newRelay(t testing.TB, target string) *relay {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{ln: ln, target: target}
+	r.wg.Add(1)
+	go r.serve()
+	t.Cleanup(func() { ln.Close(); r.cut(); r.wg.Wait() })
+	return r
+}
+
+func (r *relay) addr() string { return r.ln.Addr().String() }
+
+func (r *relay) serve() {
+	defer r.wg.Done()
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		d, err := net.Dial("tcp", r.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		r.mu.Lock()
+		r.conns = append(r.conns, c, d)
+		r.mu.Unlock()
+		r.wg.Add(2)
+		go r.pump(c, d)
+		go r.pump(d, c)
+	}
+}
+
+func (r *relay) pump(dst, src net.Conn) {
+	defer r.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			dst.Close()
+			return
+		}
+		r.mu.Lock()
+		silent := r.silent
+		r.mu.Unlock()
+		if !silent {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				src.Close()
+				return
+			}
+		}
+	}
+}
+
+func (r *relay) goSilent() {
+	r.mu.Lock()
+	r.silent = true
+	r.mu.Unlock()
+}
+
+// cut closes every connection the relay carries.
+func (r *relay) cut() {
+	r.mu.Lock()
+	cs := r.conns
+	r.conns = nil
+	r.silent = false
+	r.mu.Unlock()
+	for _, c := range cs {
+		c.Close()
+	}
+}

@@ -1,0 +1,423 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/astranet-go/astranet/core/wire"
+	"github.com/hashicorp/go-hclog"
+)
+
+func fastKeepAlive() Config {
+	c := testConfig()
+	c.KeepAlive = 50 * time.Millisecond
+	c.DeadTimeout = 300 * time.Millisecond
+	return c
+}
+
+// TestSilentLinkFailsStreams: when the path goes silent (no close, no RST),
+// keep-alive declares the link dead and blocked Reads and Writes fail.
+func TestSilentLinkFailsStreams(t *testing.T) {
+	a, b := newNode(t, fastKeepAlive()), newNode(t, fastKeepAlive())
+	addr, err := b.ListenAndServe("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRelay(t, addr.String())
+	if err := a.Join(context.Background(), "tcp", r.addr()); err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := b.Bind(7, "")
+	s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, _ := ln.AcceptStream()
+	waitFor(t, 2*time.Second, "RTT measured", func() bool { ls := a.Links(); return len(ls) > 0 && ls[0].RTT > 0 })
+	t.Logf("RTT %v", a.Links()[0].RTT)
+
+	readErr := make(chan error, 1)
+	go func() { _, err := s.Read(make([]byte, 1)); readErr <- err }()
+	writeErr := make(chan error, 1)
+	go func() { // the peer never reads: this Write blocks until the link dies
+		_, err := s.Write(make([]byte, 16<<20))
+		writeErr <- err
+	}()
+	r.goSilent()
+	start := time.Now()
+	for _, ch := range []chan error{readErr, writeErr} {
+		select {
+		case err := <-ch:
+			if !errors.Is(err, ErrLinkLost) {
+				t.Fatalf("blocked call: %v, want ErrLinkLost", err)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatal("blocked call still blocked 3 s after the path went silent")
+		}
+	}
+	t.Logf("streams failed %v after the path went silent (dead timeout %v)", time.Since(start), fastKeepAlive().DeadTimeout)
+	if _, err := peer.Read(make([]byte, 1)); !errors.Is(err, ErrLinkLost) {
+		t.Fatalf("far end read: %v, want ErrLinkLost", err)
+	}
+}
+
+// TestJoinRedials: a joined link that drops comes back by itself.
+func TestJoinRedials(t *testing.T) {
+	a, b := newNode(t, testConfig()), newNode(t, testConfig())
+	addr, _ := b.ListenAndServe("tcp", "127.0.0.1:0")
+	r := newRelay(t, addr.String())
+	if err := a.Join(context.Background(), "tcp", r.addr()); err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := b.Bind(7, "")
+	echo(t, ln)
+	for i := range 3 {
+		waitFor(t, 5*time.Second, "link up", func() bool { return len(a.Links()) == 1 })
+		s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if err := roundTrip(s, []byte("ping")); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		r.cut()
+		if _, err := s.Read(make([]byte, 1)); !errors.Is(err, ErrLinkLost) {
+			t.Fatalf("round %d: read after cut: %v, want ErrLinkLost", i, err)
+		}
+		s.Close()
+	}
+}
+
+func TestBacklogFullRefuses(t *testing.T) {
+	cfg := testConfig()
+	cfg.Backlog = 2
+	a, b := newNode(t, testConfig()), newNode(t, cfg)
+	connect(t, a, b)
+	ln, _ := b.Bind(7, "")
+	ctx := ctxTimeout(t, 5*time.Second)
+	for range 2 {
+		if _, err := a.Dial(ctx, Target{Node: b.ID(), Port: 7}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := a.Dial(ctx, Target{Node: b.ID(), Port: 7})
+	if !errors.Is(err, ErrBacklog) {
+		t.Fatalf("third dial: %v, want ErrBacklog", err)
+	}
+	ln.AcceptStream()
+	if _, err := a.Dial(ctx, Target{Node: b.ID(), Port: 7}); err != nil {
+		t.Fatalf("dial after an Accept made room: %v", err)
+	}
+}
+
+func TestStreamLimit(t *testing.T) {
+	small := testConfig()
+	small.MaxStreams = 3
+	for _, tc := range []struct {
+		name       string
+		dialer, fa Config
+	}{
+		{"dialler's limit", small, testConfig()},
+		{"acceptor's limit", testConfig(), small},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newNode(t, tc.dialer), newNode(t, tc.fa)
+			connect(t, a, b)
+			b.Bind(7, "")
+			ctx := ctxTimeout(t, 5*time.Second)
+			for range 3 {
+				if _, err := a.Dial(ctx, Target{Node: b.ID(), Port: 7}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := a.Dial(ctx, Target{Node: b.ID(), Port: 7}); !errors.Is(err, ErrTooManyStreams) {
+				t.Fatalf("fourth dial: %v, want ErrTooManyStreams", err)
+			}
+		})
+	}
+}
+
+func TestDialErrors(t *testing.T) {
+	a, b := newNode(t, testConfig()), newNode(t, testConfig())
+	connect(t, a, b)
+	b.Bind(7, "echo")
+	ctx := ctxTimeout(t, 5*time.Second)
+	for _, tc := range []struct {
+		target Target
+		want   error
+	}{
+		{Target{Node: b.ID(), Port: 8}, ErrRefused},
+		{Target{Service: "nope"}, ErrNoService},
+		{Target{Node: b.ID(), Port: 8, Service: ""}, ErrRefused},
+		{Target{Service: "echo", Port: 8}, ErrNoService},
+		{Target{Node: 12345, Port: 7}, ErrNoRoute},
+		{Target{Node: a.ID(), Port: 7}, ErrNoRoute}, // itself, without loopback
+	} {
+		_, err := a.Dial(ctx, tc.target)
+		var op *net.OpError
+		if !errors.Is(err, tc.want) || !errors.As(err, &op) {
+			t.Errorf("dial %v: %v, want %v in a *net.OpError", tc.target, err, tc.want)
+		}
+	}
+	if _, err := a.Dial(ctx, Target{Service: "echo", Port: 7}); err != nil {
+		t.Errorf("dial echo:7: %v", err)
+	}
+}
+
+// fakePeer completes a greeting on conn as node id and then does what the test
+// says; it reads and discards everything else.
+func fakePeer(t *testing.T, conn net.Conn, id uint64) *bytes.Buffer {
+	t.Helper()
+	g := wire.Greeting{Node: id, Caps: wire.CapClient, MaxFrame: 64 << 10, LinkWindow: 1 << 20, StreamWindow: 256 << 10}
+	go conn.Write(wire.AppendGreeting(nil, g))
+	if _, err := wire.ReadGreeting(conn); err != nil {
+		t.Fatal(err)
+	}
+	return nil
+}
+
+// TestDialHonoursContext: a peer that never answers OPEN cannot hold Dial past
+// its context.
+func TestDialHonoursContext(t *testing.T) {
+	a := newNode(t, testConfig())
+	c1, c2 := net.Pipe()
+	defer c2.Close()
+	done := make(chan error, 1)
+	go func() { done <- a.Attach(c1) }()
+	fakePeer(t, c2, 99)
+	go io.Copy(io.Discard, c2)
+	waitFor(t, time.Second, "link up", func() bool { return len(a.Links()) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := a.Dial(ctx, Target{Node: 99, Port: 7})
+	var ne net.Error
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("dial: %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("dial returned after %v", d)
+	}
+	if n := a.Links()[0].Streams; n != 0 {
+		t.Fatalf("%d circuits left after the cancelled dial", n)
+	}
+	c2.Close()
+	<-done
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.HandshakeTimeout = 100 * time.Millisecond
+	a := newNode(t, cfg)
+	addr, _ := a.ListenAndServe("tcp", "127.0.0.1:0")
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err = io.Copy(io.Discard, c) // the node's greeting, then the close
+	if err != nil {
+		t.Fatalf("the silent client was not disconnected: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("disconnected after %v, handshake timeout %v", d, cfg.HandshakeTimeout)
+	}
+}
+
+// TestBadInput sends garbage of several kinds to a node. Each bad link closes
+// with an error that says what was wrong; the node keeps serving its other
+// link.
+func TestBadInput(t *testing.T) {
+	greeting := wire.AppendGreeting(nil, wire.Greeting{Node: 77, Caps: wire.CapClient, MaxFrame: 64 << 10, LinkWindow: 1 << 20, StreamWindow: 256 << 10})
+	frame := func(h wire.Header, p []byte) []byte { return append(wire.AppendHeader(nil, h), p...) }
+	cases := []struct {
+		name  string
+		input []byte
+		want  string // in the error the link ends with
+	}{
+		{"random bytes", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01\x02"), "bad magic"},
+		{"wrong version", append([]byte("ASTN\x09\x00"), greeting[6:]...), "unsupported version"},
+		{"unknown frame type", append(greeting, 0, 0, 0, 0x7f, 0, 0, 0, 0, 0), "unknown frame type 0x7f"},
+		{"oversized frame", append(greeting, frame(wire.Header{Length: 1 << 20, Type: wire.TypeData, Circuit: 2}, nil)...), "exceeds the 65536-byte limit"},
+		{"data on circuit 0", append(greeting, frame(wire.Header{Length: 1, Type: wire.TypeData}, []byte{1})...), "DATA on circuit 0"},
+		{"truncated frame", append(greeting, frame(wire.Header{Length: 100, Type: wire.TypeControl}, []byte{1, 2})...), "reading CONTROL"},
+		{"window of zero", append(greeting, frame(wire.Header{Length: 4, Type: wire.TypeWindow}, []byte{0, 0, 0, 0})...), "WINDOW increment of 0"},
+	}
+	a, b := newNode(t, testConfig()), newNode(t, testConfig())
+	// A stream to a port nobody reads from, then more data than its credit
+	// allows. (An echo would read, return credit and make the data legal.)
+	if _, err := a.Bind(9, ""); err != nil {
+		t.Fatal(err)
+	}
+	open, _ := wire.AppendOpen(nil, &wire.Open{SrcNode: 77, SrcPort: 1 << 24, DstNode: uint64(a.ID()), DstPort: 9, Window: 1 << 20, Hops: 1})
+	overrun := append(greeting, frame(wire.Header{Length: uint32(len(open)), Type: wire.TypeOpen, Circuit: 1}, open)...)
+	for range 5 { // 320 KiB against a 256 KiB window
+		overrun = append(overrun, frame(wire.Header{Length: 64 << 10, Type: wire.TypeData, Circuit: 1}, make([]byte, 64<<10))...)
+	}
+	cases = append(cases, struct {
+		name  string
+		input []byte
+		want  string
+	}{"data over stream credit", overrun, "exceeds the stream credit"})
+	connect(t, a, b)
+	ln, _ := a.Bind(7, "")
+	echo(t, ln)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c1, c2 := net.Pipe()
+			done := make(chan error, 1)
+			go func() { done <- a.Attach(c1) }()
+			var got bytes.Buffer
+			read := make(chan struct{})
+			go func() { io.Copy(&got, c2); close(read) }()
+			go func() {
+				c2.Write(tc.input)
+				if tc.name == "truncated frame" {
+					c2.Close()
+				}
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("link did not close within 5 s")
+			}
+			c2.Close()
+			<-read
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("link ended with %v, want an error containing %q", err, tc.want)
+			}
+			var perr *wire.ProtocolError
+			if errors.As(err, &perr) && !bytes.Contains(got.Bytes(), []byte(tc.want)) {
+				t.Errorf("the GOAWAY sent back does not say %q; peer received % x", tc.want, got.Bytes())
+			}
+			// The healthy link still carries streams.
+			s, err := b.Dial(ctxTimeout(t, 5*time.Second), Target{Node: a.ID(), Port: 7})
+			if err != nil {
+				t.Fatalf("healthy link after bad input: %v", err)
+			}
+			if err := roundTrip(s, []byte("ok")); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+		})
+	}
+}
+
+func TestLoopBack(t *testing.T) {
+	a := newNode(t, testConfig(), func(o *Options) { o.LoopBack = true })
+	ln, _ := a.Bind(7, "self")
+	echo(t, ln)
+	ctx := ctxTimeout(t, 5*time.Second)
+	for _, target := range []Target{{Node: a.ID(), Port: 7}, {Service: "self"}} {
+		s, err := a.Dial(ctx, target)
+		if err != nil {
+			t.Fatalf("dial %v: %v", target, err)
+		}
+		if err := roundTrip(s, []byte("me")); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
+// TestCloseFailsPeerStreams: a node that closes fails the streams at the far
+// end promptly, with ErrLinkLost.
+func TestCloseFailsPeerStreams(t *testing.T) {
+	a, b := newNode(t, testConfig()), newNode(t, testConfig())
+	connect(t, a, b)
+	ln, _ := b.Bind(7, "")
+	s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.AcceptStream()
+	errc := make(chan error, 1)
+	go func() { _, err := s.Read(make([]byte, 1)); errc <- err }()
+	b.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrLinkLost) {
+			t.Fatalf("read: %v, want ErrLinkLost", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("read still blocked 2 s after the far node closed")
+	}
+	if _, err := b.Bind(9, ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("bind on a closed node: %v", err)
+	}
+}
+
+// TestQuietLogs: nothing is logged per stream or per frame at Info.
+func TestQuietLogs(t *testing.T) {
+	var buf lockedBuffer
+	cfg := testConfig()
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
+	a, b := newNode(t, cfg), newNode(t, cfg)
+	connect(t, a, b)
+	ln, _ := b.Bind(7, "")
+	echo(t, ln)
+	for range 200 {
+		s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(s, bytes.Repeat([]byte("x"), 100<<10))
+		s.Close()
+	}
+	if lines := strings.Count(buf.String(), "\n"); lines > 0 {
+		t.Fatalf("%d log lines at Info for 200 streams:\n%s", lines, buf.String())
+	}
+}
+
+func TestBindRules(t *testing.T) {
+	a := newNode(t, testConfig())
+	if _, err := a.Bind(7, "x"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		port uint32
+		name string
+		want string
+	}{
+		{7, "", "port 7 is already bound"},
+		{8, "x", `service "x" is already bound`},
+		{9, "0123456789abcdef", "would read as a node id"},
+		{10, "a:b", "not allowed"},
+		{11, strings.Repeat("n", 300), "exceeds"},
+	} {
+		if _, err := a.Bind(tc.port, tc.name); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Bind(%d, %.20q): %v, want %q", tc.port, tc.name, err, tc.want)
+		}
+	}
+	ln, err := a.Bind(0, "")
+	if err != nil || ln.Addr().(Addr).Port < ephemeralPorts {
+		t.Fatalf("ephemeral bind: %v %v", ln, err)
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
