@@ -142,6 +142,12 @@ func (s *Stream) Write(p []byte) (int, error) {
 	total := 0
 	limit := s.link.node.cfg.SendBuffer
 	for {
+		if len(p) == 0 && total > 0 {
+			// All queued: what happens to the stream afterwards is for the
+			// next call to report.
+			s.mu.Unlock()
+			return total, nil
+		}
 		switch {
 		case s.state&stClosed != 0:
 			s.mu.Unlock()
