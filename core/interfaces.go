@@ -24,8 +24,15 @@ type Mesh interface {
 	ID() NodeID
 	// Links lists the node's live links.
 	Links() []LinkInfo
+	// Caps are the node's capability bits (wire.Cap*): a node without
+	// wire.CapRouter forwards no transit stream and must not advertise routes
+	// through itself; one without wire.CapServer advertises no services.
+	Caps() uint32
+	// Routes is the route table routing last published.
+	Routes() []Route
 	// Send sends a control message of kind to the neighbour on link. It does not
-	// wait for the bytes to leave.
+	// wait for the bytes to leave. A message is at most the peer's frame size
+	// less one byte (64 KiB by default).
 	Send(link uint64, kind wire.Kind, body []byte) error
 }
 

@@ -33,6 +33,8 @@ type Options struct {
 	LoopBack bool
 }
 
+var _ Mesh = (*Node)(nil)
+
 // Node is one astranet instance: its links, listeners and streams.
 type Node struct {
 	id         NodeID
@@ -118,6 +120,9 @@ func New(opts Options) (*Node, error) {
 
 // ID returns the node's id.
 func (n *Node) ID() NodeID { return n.id }
+
+// Caps returns the capability bits the node announces.
+func (n *Node) Caps() uint32 { return n.cfg.Caps }
 
 // Config returns the node's configuration.
 func (n *Node) Config() Config { return n.cfg }
