@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -188,3 +189,5 @@ func (r *relay) cut() {
 		c.Close()
 	}
 }
+
+func errDeadline() error { return os.ErrDeadlineExceeded }

@@ -149,12 +149,19 @@ func (l *link) terminate(err error, goAway bool) {
 		l.closer.Close()
 	}
 	lost := fmt.Errorf("%w: %v", ErrLinkLost, err)
+	var relays []*Stream
 	for _, s := range streams {
 		s.mu.Lock()
 		s.inReady = false
 		s.state |= stDone
 		s.fail(lost)
 		s.mu.Unlock()
+		if s.relay != nil {
+			relays = append(relays, s.relay)
+		}
+	}
+	for _, s := range relays { // the rest of each forwarded circuit fails too
+		s.abort(lost)
 	}
 	l.node.linkDown(l, err)
 }
@@ -364,6 +371,9 @@ func (l *link) handleData(h wire.Header, p []byte) error {
 		s.mu.Unlock()
 		return &wire.ProtocolError{What: fmt.Sprintf("DATA on circuit %d after FIN", h.Circuit)}
 	}
+	if s.relay != nil {
+		return l.relayData(s, h, p)
+	}
 	discard := s.state&stClosed != 0 || s.err != nil
 	if !discard {
 		s.recvq.write(p)
@@ -386,12 +396,65 @@ func (l *link) handleData(h wire.Header, p []byte) error {
 	return nil
 }
 
+// relayData passes the bytes of a forwarded circuit on to its other half. s.mu
+// is held on entry and released here; credit goes back upstream only when the
+// bytes leave on the next link (see writeLoop).
+func (l *link) relayData(s *Stream, h wire.Header, p []byte) error {
+	fin := h.Flags&wire.FlagFin != 0
+	if fin {
+		s.state |= stRecvFin
+	}
+	done := s.finished()
+	s.mu.Unlock()
+	if done {
+		l.mu.Lock()
+		l.forget(s)
+		l.mu.Unlock()
+	}
+	n := len(p)
+	next := s.relay
+	next.mu.Lock()
+	if next.err != nil || next.state&stFinQueued != 0 {
+		next.mu.Unlock()
+		l.returnCredit(nil, n, 0) // the circuit is going; its RESET follows
+		return nil
+	}
+	next.sendq.write(p)
+	if fin {
+		next.state |= stFinQueued
+	}
+	next.mu.Unlock()
+	l.buffered.Add(int64(n))
+	next.link.schedule(next)
+	return nil
+}
+
 func (l *link) handleAccept(id uint32, a wire.Accept) error {
 	s := l.lookup(id)
 	if s == nil {
 		return nil // the dialler gave up; its RESET is on the way
 	}
 	s.mu.Lock()
+	if s.relay != nil {
+		if s.state&stAccepted != 0 {
+			s.mu.Unlock()
+			return &wire.ProtocolError{What: fmt.Sprintf("second ACCEPT on circuit %d", id)}
+		}
+		s.state |= stAccepted
+		s.sendCredit = int64(a.Window)
+		ready := s.sendq.n > 0
+		s.mu.Unlock()
+		up := s.relay
+		up.mu.Lock()
+		up.state |= stAccepted
+		a.Window = up.recvWindow
+		up.mu.Unlock()
+		up.link.control(wire.TypeAccept, up.id, wire.AppendAccept(nil, a))
+		if ready {
+			l.schedule(s)
+		}
+		return nil
+	}
 	defer s.mu.Unlock()
 	if s.opened == nil || s.state&stAccepted != 0 {
 		return &wire.ProtocolError{What: fmt.Sprintf("ACCEPT on circuit %d, which is not opening", id)}
@@ -416,6 +479,9 @@ func (l *link) handleReset(id uint32, code wire.Code) {
 		l.mu.Lock()
 		l.forget(s)
 		l.mu.Unlock()
+	}
+	if s.relay != nil {
+		s.relay.abort(codeErr(code))
 	}
 }
 
@@ -493,6 +559,7 @@ func (l *link) writeLoop() {
 			}
 		}
 		w.release()
+		w.creditUpstream()
 		spare = ctl
 		if closing {
 			return
@@ -515,11 +582,12 @@ func (l *link) keepAlive() error {
 
 // batch is one write call's worth of frames.
 type batch struct {
-	bufs  net.Buffers
-	hdrs  []byte // frame headers (and small payloads) referenced by bufs; never reallocated
-	done  []*chunk
-	flat  []byte
-	bytes int
+	relayed []relayed // forwarded bytes whose credit goes back upstream
+	bufs    net.Buffers
+	hdrs    []byte // frame headers (and small payloads) referenced by bufs; never reallocated
+	done    []*chunk
+	flat    []byte
+	bytes   int
 }
 
 func (w *batch) reset(ctl []byte) {
@@ -545,6 +613,27 @@ func (w *batch) frame(h wire.Header, small []byte, data []byte) {
 		w.bufs = append(w.bufs, data)
 		w.bytes += len(data)
 	}
+}
+
+// relayed counts bytes a router sent on for the upstream half up.
+type relayed struct {
+	up *Stream
+	n  int
+}
+
+// creditUpstream returns credit for forwarded bytes that have left: the
+// upstream sender may send as much again. Called without locks held.
+func (w *batch) creditUpstream() {
+	for i, r := range w.relayed {
+		up := r.up
+		up.mu.Lock()
+		inc := up.consumed(r.n)
+		up.mu.Unlock()
+		up.link.buffered.Add(-int64(r.n))
+		up.link.returnCredit(up, r.n, inc)
+		w.relayed[i] = relayed{}
+	}
+	w.relayed = w.relayed[:0]
 }
 
 func (w *batch) release() {
@@ -597,6 +686,9 @@ func (l *link) fill(w *batch) {
 			s.sendCredit -= k
 			l.sendCredit -= k
 			n -= k
+			if s.relay != nil {
+				w.relayed = append(w.relayed, relayed{s.relay, int(k)})
+			}
 			if c.rd == c.wr {
 				s.sendq.head = c.next
 				if s.sendq.head == nil {

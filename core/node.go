@@ -803,8 +803,8 @@ func (n *Node) open(ctx context.Context, l *link, t Target) (*Stream, error) {
 
 func (n *Node) ephemeral() uint32 { return ephemeralPorts + n.srcPort.Add(1)%(1<<31) }
 
-// handleOpen answers an OPEN from l: delivers it to a local listener or
-// refuses it. A node forwards transit streams only once routing is in place.
+// handleOpen answers an OPEN from l: delivers it to a local listener, forwards
+// it toward its destination, or refuses it.
 func (n *Node) handleOpen(l *link, circuit uint32, o *wire.Open) error {
 	if (circuit&1 == 1) == l.oddIDs {
 		return &wire.ProtocolError{What: fmt.Sprintf("OPEN on circuit %d, which has this side's parity", circuit)}
@@ -813,7 +813,7 @@ func (n *Node) handleOpen(l *link, circuit uint32, o *wire.Open) error {
 		return &wire.ProtocolError{What: fmt.Sprintf("OPEN on circuit %d, which is in use", circuit)}
 	}
 	if o.DstNode != 0 && NodeID(o.DstNode) != n.id {
-		l.reset(circuit, wire.CodeNoRoute)
+		n.forward(l, circuit, o)
 		return nil
 	}
 	n.mu.Lock()
@@ -891,4 +891,66 @@ func (n *Node) Bound() []Service {
 		out = append(out, Service{Name: ln.addr.Service, Node: n.id, Port: ln.addr.Port})
 	}
 	return out
+}
+
+// forward extends a circuit toward o's destination: one half on the link it
+// came in on, one on the next hop's link, each a stream whose bytes the other
+// sends on. A node that is not a router, an OPEN out of hops, and a route that
+// leads back where the OPEN came from are refused.
+func (n *Node) forward(in *link, circuit uint32, o *wire.Open) {
+	switch {
+	case n.cfg.Caps&wire.CapRouter == 0:
+		in.reset(circuit, wire.CodeNotAllowed)
+		return
+	case o.Hops <= 1:
+		in.reset(circuit, wire.CodeHopLimit)
+		return
+	}
+	out, err := n.route(NodeID(o.DstNode))
+	if err != nil || out == in {
+		in.reset(circuit, wire.CodeNoRoute)
+		return
+	}
+	cfg := &n.cfg
+	now := time.Now()
+	up := &Stream{link: in, id: circuit, local: Addr{Node: n.id},
+		remote:     Addr{Node: NodeID(o.SrcNode), Port: o.SrcPort},
+		sendCredit: int64(o.Window), recvWindow: cfg.StreamWindow, recvAvail: int64(cfg.StreamWindow), recvEpoch: now}
+	down := &Stream{link: out, local: Addr{Node: n.id},
+		remote:     Addr{Node: NodeID(o.DstNode), Port: o.DstPort, Service: o.Service},
+		recvWindow: cfg.StreamWindow, recvAvail: int64(cfg.StreamWindow), recvEpoch: now}
+	up.relay, down.relay = down, up
+	next := *o
+	next.Hops--
+	next.Window = cfg.StreamWindow
+	payload, err := wire.AppendOpen(nil, &next)
+	if err != nil { // ParseOpen checked the name; this cannot fail
+		in.reset(circuit, wire.CodeProtocol)
+		return
+	}
+
+	in.mu.Lock()
+	switch {
+	case in.closed:
+		err = ErrLinkLost
+	case len(in.streams) >= cfg.MaxStreams:
+		err = ErrTooManyStreams
+	default:
+		in.streams[circuit] = up
+	}
+	in.mu.Unlock()
+	if err != nil {
+		in.reset(circuit, errCode(err))
+		return
+	}
+	out.mu.Lock()
+	if err = out.register(down); err == nil {
+		out.ctl = out.appendFrame(out.ctl, wire.TypeOpen, down.id, payload)
+	}
+	out.mu.Unlock()
+	if err != nil {
+		up.abort(err)
+		return
+	}
+	out.signal()
 }

@@ -37,6 +37,11 @@ type Stream struct {
 	sendCredit int64
 
 	dl *deadlines
+
+	// relay, on a router, is the other half of a forwarded circuit: bytes that
+	// arrive here are sent on by relay, and credit goes back upstream only as
+	// relay sends them on.
+	relay *Stream
 }
 
 type streamState uint8
