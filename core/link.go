@@ -155,10 +155,10 @@ func (l *link) terminate(err error, goAway bool) {
 		s.inReady = false
 		s.state |= stDone
 		s.fail(lost)
-		s.mu.Unlock()
-		if s.relay != nil {
-			relays = append(relays, s.relay)
+		if r := s.relay(); r != nil {
+			relays = append(relays, r)
 		}
+		s.mu.Unlock()
 	}
 	for _, s := range relays { // the rest of each forwarded circuit fails too
 		s.abort(lost)
@@ -371,8 +371,8 @@ func (l *link) handleData(h wire.Header, p []byte) error {
 		s.mu.Unlock()
 		return &wire.ProtocolError{What: fmt.Sprintf("DATA on circuit %d after FIN", h.Circuit)}
 	}
-	if s.relay != nil {
-		return l.relayData(s, h, p)
+	if r := s.relay(); r != nil {
+		return l.relayData(s, r, h, p)
 	}
 	discard := s.state&stClosed != 0 || s.err != nil
 	if !discard {
@@ -399,7 +399,7 @@ func (l *link) handleData(h wire.Header, p []byte) error {
 // relayData passes the bytes of a forwarded circuit on to its other half. s.mu
 // is held on entry and released here; credit goes back upstream only when the
 // bytes leave on the next link (see writeLoop).
-func (l *link) relayData(s *Stream, h wire.Header, p []byte) error {
+func (l *link) relayData(s, next *Stream, h wire.Header, p []byte) error {
 	fin := h.Flags&wire.FlagFin != 0
 	if fin {
 		s.state |= stRecvFin
@@ -412,7 +412,6 @@ func (l *link) relayData(s *Stream, h wire.Header, p []byte) error {
 		l.mu.Unlock()
 	}
 	n := len(p)
-	next := s.relay
 	next.mu.Lock()
 	if next.err != nil || next.state&stFinQueued != 0 {
 		next.mu.Unlock()
@@ -435,7 +434,7 @@ func (l *link) handleAccept(id uint32, a wire.Accept) error {
 		return nil // the dialler gave up; its RESET is on the way
 	}
 	s.mu.Lock()
-	if s.relay != nil {
+	if up := s.relay(); up != nil {
 		if s.state&stAccepted != 0 {
 			s.mu.Unlock()
 			return &wire.ProtocolError{What: fmt.Sprintf("second ACCEPT on circuit %d", id)}
@@ -444,7 +443,6 @@ func (l *link) handleAccept(id uint32, a wire.Accept) error {
 		s.sendCredit = int64(a.Window)
 		ready := s.sendq.n > 0
 		s.mu.Unlock()
-		up := s.relay
 		up.mu.Lock()
 		up.state |= stAccepted
 		a.Window = up.recvWindow
@@ -461,7 +459,7 @@ func (l *link) handleAccept(id uint32, a wire.Accept) error {
 	}
 	s.state |= stAccepted
 	s.sendCredit = int64(a.Window)
-	s.remote.Node, s.remote.Port = NodeID(a.Node), a.Port
+	s.peer, s.peerPort = NodeID(a.Node), a.Port
 	close(s.opened)
 	return nil
 }
@@ -474,14 +472,15 @@ func (l *link) handleReset(id uint32, code wire.Code) {
 	s.mu.Lock()
 	s.fail(codeErr(code))
 	done := s.finished()
+	next := s.relay()
 	s.mu.Unlock()
 	if done {
 		l.mu.Lock()
 		l.forget(s)
 		l.mu.Unlock()
 	}
-	if s.relay != nil {
-		s.relay.abort(codeErr(code))
+	if next != nil {
+		next.abort(codeErr(code))
 	}
 }
 
@@ -686,8 +685,8 @@ func (l *link) fill(w *batch) {
 			s.sendCredit -= k
 			l.sendCredit -= k
 			n -= k
-			if s.relay != nil {
-				w.relayed = append(w.relayed, relayed{s.relay, int(k)})
+			if up := s.relay(); up != nil {
+				w.relayed = append(w.relayed, relayed{up, int(k)})
 			}
 			if c.rd == c.wr {
 				s.sendq.head = c.next

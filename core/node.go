@@ -761,14 +761,17 @@ func (n *Node) open(ctx context.Context, l *link, t Target) (*Stream, error) {
 	cfg := &n.cfg
 	s := &Stream{
 		link:       l,
-		local:      Addr{Node: n.id, Port: n.ephemeral()},
-		remote:     Addr{Node: t.Node, Port: t.Port, Service: t.Service},
+		state:      stDialed,
+		localPort:  n.ephemeral(),
+		peer:       t.Node,
+		peerPort:   t.Port,
+		service:    t.Service,
 		opened:     make(chan struct{}),
 		recvWindow: cfg.StreamWindow,
 		recvAvail:  int64(cfg.StreamWindow),
-		recvEpoch:  time.Now(),
+		recvEpoch:  l.now(),
 	}
-	o := wire.Open{SrcNode: uint64(n.id), SrcPort: s.local.Port, DstNode: uint64(t.Node), DstPort: t.Port,
+	o := wire.Open{SrcNode: uint64(n.id), SrcPort: s.localPort, DstNode: uint64(t.Node), DstPort: t.Port,
 		Window: cfg.StreamWindow, Hops: cfg.HopLimit, Service: t.Service}
 	payload, err := wire.AppendOpen(nil, &o)
 	if err != nil {
@@ -836,13 +839,15 @@ func (n *Node) handleOpen(l *link, circuit uint32, o *wire.Open) error {
 	s := &Stream{
 		link:       l,
 		id:         circuit,
-		local:      ln.addr,
-		remote:     Addr{Node: NodeID(o.SrcNode), Port: o.SrcPort},
+		localPort:  ln.addr.Port,
+		service:    ln.addr.Service,
+		peer:       NodeID(o.SrcNode),
+		peerPort:   o.SrcPort,
 		state:      stAccepted,
 		sendCredit: int64(o.Window),
 		recvWindow: cfg.StreamWindow,
 		recvAvail:  int64(cfg.StreamWindow),
-		recvEpoch:  time.Now(),
+		recvEpoch:  l.now(),
 	}
 	if err := ln.offer(l, s); err != nil {
 		l.reset(circuit, errCode(err))
@@ -862,7 +867,7 @@ func (l *link) adopt(s *Stream) error {
 		return ErrTooManyStreams
 	}
 	l.streams[s.id] = s
-	a := wire.Accept{Node: uint64(l.node.id), Port: s.local.Port, Window: s.recvWindow}
+	a := wire.Accept{Node: uint64(l.node.id), Port: s.localPort, Window: s.recvWindow}
 	l.ctl = l.appendFrame(l.ctl, wire.TypeAccept, s.id, wire.AppendAccept(nil, a))
 	l.signal()
 	return nil
@@ -912,14 +917,11 @@ func (n *Node) forward(in *link, circuit uint32, o *wire.Open) {
 		return
 	}
 	cfg := &n.cfg
-	now := time.Now()
-	up := &Stream{link: in, id: circuit, local: Addr{Node: n.id},
-		remote:     Addr{Node: NodeID(o.SrcNode), Port: o.SrcPort},
-		sendCredit: int64(o.Window), recvWindow: cfg.StreamWindow, recvAvail: int64(cfg.StreamWindow), recvEpoch: now}
-	down := &Stream{link: out, local: Addr{Node: n.id},
-		remote:     Addr{Node: NodeID(o.DstNode), Port: o.DstPort, Service: o.Service},
-		recvWindow: cfg.StreamWindow, recvAvail: int64(cfg.StreamWindow), recvEpoch: now}
-	up.relay, down.relay = down, up
+	up := &Stream{link: in, id: circuit, peer: NodeID(o.SrcNode), peerPort: o.SrcPort,
+		sendCredit: int64(o.Window), recvWindow: cfg.StreamWindow, recvAvail: int64(cfg.StreamWindow), recvEpoch: in.now()}
+	down := &Stream{link: out, state: stDialed, peer: NodeID(o.DstNode), peerPort: o.DstPort, service: o.Service,
+		recvWindow: cfg.StreamWindow, recvAvail: int64(cfg.StreamWindow), recvEpoch: out.now()}
+	up.extra().relay, down.extra().relay = down, up
 	next := *o
 	next.Hops--
 	next.Window = cfg.StreamWindow

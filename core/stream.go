@@ -11,36 +11,48 @@ import (
 // Stream is one astranet stream: a complete net.Conn. It has no goroutine and,
 // unless a deadline is set, no timer of its own; the link's reader and writer
 // move its bytes.
+//
+// Its fields are ordered and sized for a million idle streams: what only some
+// streams need (a condition variable to wait on, deadlines, a router's relay)
+// lives in an extra allocated on first use.
 type Stream struct {
-	link          *link
-	id            uint32
-	local, remote Addr
+	link  *link
+	id    uint32
+	state streamState
 
 	// Under link.mu: the writer's ready list.
 	inReady bool
 	next    *Stream
 
-	mu    sync.Mutex
-	cond  *sync.Cond // made on first wait
-	state streamState
-	err   error // why the stream is broken (reset, link lost); nil while healthy
+	mu  sync.Mutex
+	err error // why the stream is broken (reset, link lost); nil while healthy
 
 	opened chan struct{} // dialler only: closed on ACCEPT or RESET
 
 	recvq       queue
 	recvWindow  uint32 // current window granted to the peer
-	recvAvail   int64  // credit the peer still holds
 	recvUnacked uint32 // bytes read but not yet returned
-	recvEpoch   time.Time
+	recvAvail   int64  // credit the peer still holds
+	recvEpoch   int64  // link clock at the last credit update, for auto-tuning
 
 	sendq      queue
 	sendCredit int64
 
-	dl *deadlines
+	peer      NodeID // the node at the far end
+	localPort uint32
+	peerPort  uint32
+	service   string // the name dialled (stDialed) or the listener's name
 
+	x *streamExtra // under mu; nil until needed
+}
+
+// streamExtra holds what only some streams need.
+type streamExtra struct {
+	cond sync.Cond
+	dl   deadlines
 	// relay, on a router, is the other half of a forwarded circuit: bytes that
 	// arrive here are sent on by relay, and credit goes back upstream only as
-	// relay sends them on.
+	// relay sends them on. Set before the stream is published; never changes.
 	relay *Stream
 }
 
@@ -54,6 +66,7 @@ const (
 	stClosed                             // Close: the application is done with it
 	stResetAfter                         // Close before the peer's FIN: RESET follows FIN
 	stDone                               // removed from the link
+	stDialed                             // this end opened the stream
 )
 
 type deadlines struct {
@@ -63,22 +76,43 @@ type deadlines struct {
 
 var _ net.Conn = (*Stream)(nil)
 
-func (s *Stream) wait() {
-	if s.cond == nil {
-		s.cond = sync.NewCond(&s.mu)
+// extra returns s.x, making it on first use. Caller holds s.mu.
+func (s *Stream) extra() *streamExtra {
+	if s.x == nil {
+		s.x = &streamExtra{}
+		s.x.cond.L = &s.mu
 	}
-	s.cond.Wait()
+	return s.x
 }
+
+// relay returns the other half of a forwarded circuit, or nil. Caller holds
+// s.mu (or owns s before it is published).
+func (s *Stream) relay() *Stream {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.relay
+}
+
+func (s *Stream) wait() { s.extra().cond.Wait() }
 
 // wake wakes every goroutine waiting on s. Caller holds s.mu.
 func (s *Stream) wake() {
-	if s.cond != nil {
-		s.cond.Broadcast()
+	if s.x != nil {
+		s.x.cond.Broadcast()
 	}
 }
 
+// dl returns the deadlines, or nil if none was ever set. Caller holds s.mu.
+func (s *Stream) dl() *deadlines {
+	if s.x == nil {
+		return nil
+	}
+	return &s.x.dl
+}
+
 func (s *Stream) opErr(op string, err error) error {
-	return &net.OpError{Op: op, Net: "astranet", Source: s.local, Addr: s.remote, Err: err}
+	return &net.OpError{Op: op, Net: "astranet", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: err}
 }
 
 // Read reads data the peer sent. After the peer's CloseWrite and once the
@@ -109,7 +143,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 			err := s.err
 			s.mu.Unlock()
 			return 0, s.opErr("read", err)
-		case s.dl != nil && !s.dl.read.IsZero() && !time.Now().Before(s.dl.read):
+		case s.x != nil && !s.x.dl.read.IsZero() && !time.Now().Before(s.x.dl.read):
 			s.mu.Unlock()
 			return 0, s.opErr("read", os.ErrDeadlineExceeded)
 		}
@@ -128,9 +162,9 @@ func (s *Stream) consumed(n int) uint32 {
 	s.recvUnacked = 0
 	// Auto-tune: a window consumed in under two round trips limits throughput,
 	// so grant twice as much, up to the maximum.
-	now := time.Now()
+	now := s.link.now()
 	cfg := &s.link.node.cfg
-	if rtt := s.link.rtt(); rtt > 0 && s.recvWindow < cfg.MaxStreamWindow && now.Sub(s.recvEpoch) < 2*rtt {
+	if rtt := s.link.rtt(); rtt > 0 && s.recvWindow < cfg.MaxStreamWindow && time.Duration(now-s.recvEpoch) < 2*rtt {
 		grow := min(s.recvWindow, cfg.MaxStreamWindow-s.recvWindow)
 		s.recvWindow += grow
 		inc += grow
@@ -164,7 +198,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 			err := s.err
 			s.mu.Unlock()
 			return total, s.opErr("write", err)
-		case s.dl != nil && !s.dl.write.IsZero() && !time.Now().Before(s.dl.write):
+		case s.x != nil && !s.x.dl.write.IsZero() && !time.Now().Before(s.x.dl.write):
 			s.mu.Unlock()
 			return total, s.opErr("write", os.ErrDeadlineExceeded)
 		}
@@ -230,11 +264,25 @@ func (s *Stream) Close() error {
 	return nil
 }
 
-// LocalAddr returns this end's node and port.
-func (s *Stream) LocalAddr() net.Addr { return s.local }
+// LocalAddr returns this end's node and port (an Addr), with the service
+// name if this end is a listener's.
+func (s *Stream) LocalAddr() net.Addr {
+	a := Addr{Node: s.link.node.id, Port: s.localPort}
+	if s.state&stDialed == 0 {
+		a.Service = s.service
+	}
+	return a
+}
 
-// RemoteAddr returns the far end's node and port.
-func (s *Stream) RemoteAddr() net.Addr { return s.remote }
+// RemoteAddr returns the far end's node and port (an Addr), with the service
+// name this end dialled, if any.
+func (s *Stream) RemoteAddr() net.Addr {
+	a := Addr{Node: s.peer, Port: s.peerPort}
+	if s.state&stDialed != 0 {
+		a.Service = s.service
+	}
+	return a
+}
 
 // SetDeadline sets both the read and the write deadline.
 func (s *Stream) SetDeadline(t time.Time) error {
@@ -264,12 +312,7 @@ func (s *Stream) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-func (s *Stream) deadlines() *deadlines {
-	if s.dl == nil {
-		s.dl = new(deadlines)
-	}
-	return s.dl
-}
+func (s *Stream) deadlines() *deadlines { return &s.extra().dl }
 
 // arm replaces timer with one that wakes the stream's waiters at t.
 func (s *Stream) arm(timer *time.Timer, t time.Time) *time.Timer {
@@ -292,14 +335,15 @@ func (s *Stream) arm(timer *time.Timer, t time.Time) *time.Timer {
 }
 
 func (s *Stream) stopTimers() {
-	if s.dl == nil {
+	d := s.dl()
+	if d == nil {
 		return
 	}
-	if s.dl.rtimer != nil {
-		s.dl.rtimer.Stop()
+	if d.rtimer != nil {
+		d.rtimer.Stop()
 	}
-	if s.dl.wtimer != nil {
-		s.dl.wtimer.Stop()
+	if d.wtimer != nil {
+		d.wtimer.Stop()
 	}
 }
 
