@@ -761,7 +761,7 @@ func (n *Node) open(ctx context.Context, l *link, t Target) (*Stream, error) {
 	cfg := &n.cfg
 	s := &Stream{
 		link:       l,
-		state:      stDialed,
+		dialed:     true,
 		localPort:  n.ephemeral(),
 		peer:       t.Node,
 		peerPort:   t.Port,
@@ -919,7 +919,7 @@ func (n *Node) forward(in *link, circuit uint32, o *wire.Open) {
 	cfg := &n.cfg
 	up := &Stream{link: in, id: circuit, peer: NodeID(o.SrcNode), peerPort: o.SrcPort,
 		sendCredit: int64(o.Window), recvWindow: cfg.StreamWindow, recvAvail: int64(cfg.StreamWindow), recvEpoch: in.now()}
-	down := &Stream{link: out, state: stDialed, peer: NodeID(o.DstNode), peerPort: o.DstPort, service: o.Service,
+	down := &Stream{link: out, dialed: true, peer: NodeID(o.DstNode), peerPort: o.DstPort, service: o.Service,
 		recvWindow: cfg.StreamWindow, recvAvail: int64(cfg.StreamWindow), recvEpoch: out.now()}
 	up.extra().relay, down.extra().relay = down, up
 	next := *o

@@ -16,9 +16,10 @@ import (
 // streams need (a condition variable to wait on, deadlines, a router's relay)
 // lives in an extra allocated on first use.
 type Stream struct {
-	link  *link
-	id    uint32
-	state streamState
+	link   *link
+	id     uint32
+	state  streamState
+	dialed bool // this end opened the stream; never changes
 
 	// Under link.mu: the writer's ready list.
 	inReady bool
@@ -41,7 +42,7 @@ type Stream struct {
 	peer      NodeID // the node at the far end
 	localPort uint32
 	peerPort  uint32
-	service   string // the name dialled (stDialed) or the listener's name
+	service   string // the name dialled (dialed) or the listener's name
 
 	x *streamExtra // under mu; nil until needed
 }
@@ -66,7 +67,6 @@ const (
 	stClosed                             // Close: the application is done with it
 	stResetAfter                         // Close before the peer's FIN: RESET follows FIN
 	stDone                               // removed from the link
-	stDialed                             // this end opened the stream
 )
 
 type deadlines struct {
@@ -268,7 +268,7 @@ func (s *Stream) Close() error {
 // name if this end is a listener's.
 func (s *Stream) LocalAddr() net.Addr {
 	a := Addr{Node: s.link.node.id, Port: s.localPort}
-	if s.state&stDialed == 0 {
+	if !s.dialed {
 		a.Service = s.service
 	}
 	return a
@@ -278,7 +278,7 @@ func (s *Stream) LocalAddr() net.Addr {
 // name this end dialled, if any.
 func (s *Stream) RemoteAddr() net.Addr {
 	a := Addr{Node: s.peer, Port: s.peerPort}
-	if s.state&stDialed != 0 {
+	if s.dialed {
 		a.Service = s.service
 	}
 	return a
