@@ -422,3 +422,26 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestLanesShareStreams: several links to one peer (lanes) share the streams.
+func TestLanesShareStreams(t *testing.T) {
+	a, b := newNode(t, testConfig()), newNode(t, testConfig())
+	addr, _ := b.ListenAndServe("tcp", "127.0.0.1:0")
+	for range 3 {
+		if err := a.Join(context.Background(), "tcp", addr.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "3 links", func() bool { return len(a.Links()) == 3 })
+	b.Bind(7, "")
+	for range 30 {
+		if _, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range a.Links() {
+		if l.Streams != 10 {
+			t.Fatalf("lane %d carries %d streams, want 10 of 30", l.ID, l.Streams)
+		}
+	}
+}

@@ -723,7 +723,7 @@ func (n *Node) route(dst NodeID) (*link, error) {
 		return n.loop, nil
 	}
 	if ls := n.peers[dst]; len(ls) > 0 {
-		return ls[0], nil
+		return leastLoaded(ls), nil
 	}
 	if p := n.routes.Load(); p != nil {
 		if r, ok := (*p)[dst]; ok {
@@ -744,7 +744,7 @@ func (n *Node) askNeighbours(ctx context.Context, t Target) (*Stream, error) {
 		cands = append(cands, n.loop)
 	}
 	for _, ls := range n.peers {
-		cands = append(cands, ls[0])
+		cands = append(cands, leastLoaded(ls))
 	}
 	n.mu.Unlock()
 	for _, l := range cands {
@@ -955,4 +955,21 @@ func (n *Node) forward(in *link, circuit uint32, o *wire.Open) {
 		return
 	}
 	out.signal()
+}
+
+// leastLoaded picks, among several links to one peer (lanes), the one that
+// carries the fewest streams, so that a stall on one lane holds up as few
+// streams as it can.
+func leastLoaded(ls []*link) *link {
+	best, bestN := ls[0], -1
+	for _, l := range ls {
+		l.mu.Lock()
+		n := len(l.streams)
+		closing := l.closed || l.goingAway
+		l.mu.Unlock()
+		if !closing && (bestN < 0 || n < bestN) {
+			best, bestN = l, n
+		}
+	}
+	return best
 }
