@@ -445,3 +445,26 @@ func TestLanesShareStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestIDCollision: a peer with this node's id is refused with a GOAWAY that
+// names the collision.
+func TestIDCollision(t *testing.T) {
+	a := newNode(t, testConfig())
+	c1, c2 := net.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- a.Attach(c1) }()
+	var got bytes.Buffer
+	read := make(chan struct{})
+	go func() { io.Copy(&got, c2); close(read) }()
+	g := wire.Greeting{Node: uint64(a.ID()), Caps: wire.CapClient, MaxFrame: 64 << 10, LinkWindow: 1 << 20, StreamWindow: 256 << 10}
+	c2.Write(wire.AppendGreeting(nil, g))
+	err := <-done
+	c2.Close()
+	<-read
+	if err == nil || !strings.Contains(err.Error(), "id collision") {
+		t.Fatalf("link ended with %v, want an id collision", err)
+	}
+	if !bytes.Contains(got.Bytes(), []byte("id collision")) {
+		t.Fatalf("no GOAWAY naming the collision; peer got % x", got.Bytes())
+	}
+}

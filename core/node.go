@@ -281,7 +281,7 @@ func (n *Node) handshake(conn io.ReadWriter, network string, loopInitiator bool)
 	loop := network == "loop"
 	switch {
 	case NodeID(peer.Node) == n.id && !loop:
-		return fail(fmt.Errorf("peer claims this node's id %v", n.id))
+		return fail(&wire.ProtocolError{What: fmt.Sprintf("greeting: peer claims this node's id %v (an id collision, or a link to itself)", n.id)})
 	case NodeID(peer.Node) != n.id && loop:
 		return fail(errors.New("loopback peer is another node"))
 	}
