@@ -118,9 +118,15 @@ func (n *node) WithEnv(env ...string) Multiplexer {
 }
 
 func (n *node) WithLoopBack() Multiplexer { return n.derive(func(s *settings) { s.loopBack = true }) }
-func (n *node) Client() Multiplexer       { return n.derive(func(s *settings) { s.cfg.Caps = wire.CapClient }) }
-func (n *node) Server() Multiplexer       { return n.derive(func(s *settings) { s.cfg.Caps = wire.CapServer }) }
-func (n *node) Router() Multiplexer       { return n.derive(func(s *settings) { s.cfg.Caps = wire.CapRouter }) }
+func (n *node) Client() Multiplexer {
+	return n.derive(func(s *settings) { s.cfg.Caps = wire.CapClient })
+}
+func (n *node) Server() Multiplexer {
+	return n.derive(func(s *settings) { s.cfg.Caps = wire.CapServer })
+}
+func (n *node) Router() Multiplexer {
+	return n.derive(func(s *settings) { s.cfg.Caps = wire.CapRouter })
+}
 func (n *node) New() Multiplexer {
 	return n.derive(func(s *settings) { s.cfg.Caps = wire.CapRouter | wire.CapServer | wire.CapClient })
 }
