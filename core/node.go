@@ -46,6 +46,7 @@ type Node struct {
 
 	routes   atomic.Pointer[map[NodeID]Route]
 	services atomic.Pointer[map[string][]Service]
+	changed  atomic.Pointer[chan struct{}] // closed and replaced on every change
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -96,6 +97,8 @@ func New(opts Options) (*Node, error) {
 		nextPort:   ephemeralPorts,
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	ch := make(chan struct{})
+	n.changed.Store(&ch)
 	if n.routing != nil {
 		if err := n.routing.Start(n, n.publishRoutes); err != nil {
 			return nil, fmt.Errorf("astranet: starting routing: %w", err)
@@ -136,6 +139,7 @@ func (n *Node) publishRoutes(rs []Route) {
 		m[r.Dst] = r
 	}
 	n.routes.Store(&m)
+	n.notify()
 }
 
 func (n *Node) publishServices(ss []Service) {
@@ -144,6 +148,19 @@ func (n *Node) publishServices(ss []Service) {
 		m[s.Name] = append(m[s.Name], s)
 	}
 	n.services.Store(&m)
+	n.notify()
+}
+
+// Done is closed when the node closes.
+func (n *Node) Done() <-chan struct{} { return n.ctx.Done() }
+
+// Changes returns a channel that is closed at the next change to the node's
+// routes, services, links or listeners. Call it again for the change after.
+func (n *Node) Changes() <-chan struct{} { return *n.changed.Load() }
+
+func (n *Node) notify() {
+	ch := make(chan struct{})
+	close(*n.changed.Swap(&ch))
 }
 
 // Routes returns the routes the node's routing last published.
@@ -303,6 +320,7 @@ func (n *Node) handshake(conn io.ReadWriter, network string, loopInitiator bool)
 	}
 	n.mu.Unlock()
 	n.log.Debug("link up", "peer", l.peerID, "network", network)
+	n.notify()
 	if !loop {
 		info := l.info(l.id)
 		if n.routing != nil {
@@ -344,6 +362,7 @@ func (n *Node) linkDown(l *link, err error) {
 		n.peers[l.peerID] = ls
 	}
 	n.mu.Unlock()
+	n.notify()
 	info := l.info(l.id)
 	if n.routing != nil {
 		n.routing.LinkDown(info)
@@ -589,6 +608,7 @@ func (n *Node) Bind(port uint32, name string) (*Listener, error) {
 	}
 	ln := &Listener{node: n, addr: Addr{Node: n.id, Port: port, Service: name},
 		backlog: make(chan *Stream, n.cfg.Backlog), done: make(chan struct{})}
+	defer n.notify()
 	n.ports[port] = ln
 	if name != "" {
 		n.names[name] = ln
@@ -625,6 +645,7 @@ func (n *Node) unbind(ln *Listener) {
 		delete(n.names, ln.addr.Service)
 	}
 	n.mu.Unlock()
+	n.notify()
 	if n.discovery != nil {
 		n.discovery.Deregister(Service{Name: ln.addr.Service, Node: n.id, Port: ln.addr.Port})
 	}
@@ -675,9 +696,19 @@ func (n *Node) dial(ctx context.Context, t Target) (*Stream, error) {
 	if err := checkServiceName(t.Service); err != nil {
 		return nil, err
 	}
-	if t.Node == 0 {
-		if inst, ok := n.lookup(t); ok {
-			t.Node, t.Port = inst.Node, inst.Port
+	if t.Node == 0 && n.discovery != nil {
+		// Discovery knows the mesh: wait for the name to appear.
+		for {
+			changed := n.Changes()
+			if inst, ok := n.lookup(t); ok {
+				t.Node, t.Port = inst.Node, inst.Port
+				break
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %q did not appear (%w)", ErrNoService, t.Service, ctx.Err())
+			}
 		}
 	}
 	if t.Node != 0 {

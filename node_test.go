@@ -1,0 +1,207 @@
+package astranet
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTargetParsing(t *testing.T) {
+	n := New().WithEnv("prod").(*node)
+	for _, tc := range []struct {
+		network, hp string
+		want        string // Target.String(), or the error text
+		hashed      bool
+	}{
+		{"", "0123456789abcdef:7", "0123456789abcdef:7", false},
+		{"", "echo", "echo.prod", false},
+		{"", "echo:9", "echo.prod:9", false},
+		{"tcp", "echo", "echo.prod", false},
+		{"registry://users", "echo", "echo.prod", true},
+		{"vport2registry", "echo:9", "echo.prod:9", true},
+		{"", "0123456789abcdef", "a node id needs a port", false},
+		{"", ":7", "names no node and no service", false},
+		{"", "echo:x", `port "x" is not a number`, false},
+		{"", "echo:0", `port "0" is not a number`, false},
+	} {
+		got, err := n.target(tc.network, tc.hp)
+		s := got.String()
+		if err != nil {
+			s = err.Error()
+		}
+		if !strings.Contains(s, tc.want) || (tc.hashed != (got.Pick != nil)) {
+			t.Errorf("target(%q, %q) = %q (hashed %v), want %q (hashed %v)", tc.network, tc.hp, s, got.Pick != nil, tc.want, tc.hashed)
+		}
+	}
+}
+
+func TestBindForms(t *testing.T) {
+	n := New().WithEnv("a", "b")
+	defer n.Close()
+	for _, tc := range []struct {
+		hp, want string
+	}{
+		{":7", ":7"},
+		{"echo", "echo.a.b"},
+		{"web:8080", "web.a.b"},
+	} {
+		l, err := n.Bind("", tc.hp)
+		if err != nil {
+			t.Fatalf("Bind(%q): %v", tc.hp, err)
+		}
+		if got := l.Addr().String(); !strings.Contains(got, strings.TrimPrefix(tc.want, ":")) && !strings.Contains(tc.want, ".") {
+			t.Errorf("Bind(%q) addr %s", tc.hp, got)
+		}
+	}
+	for _, hp := range []string{"", "0123456789abcdef", "x:y", "echo"} {
+		if _, err := n.Bind("", hp); err == nil {
+			t.Errorf("Bind(%q) succeeded, want an error", hp)
+		}
+	}
+	var names []string
+	for _, s := range n.Services() {
+		names = append(names, s.Service)
+	}
+	if got := strings.Join(names, ","); got != ",echo.a.b,web.a.b" {
+		t.Errorf("services %q, want the port-only listener, echo.a.b and web.a.b", got)
+	}
+}
+
+// TestEnvScopesNames: the environment suffix is part of the name on the wire,
+// so a client in env prod does not reach a service bound outside prod.
+func TestEnvScopesNames(t *testing.T) {
+	a, b := pair(t, "pipe")
+	if _, err := b.Bind("", "svc"); err != nil {
+		t.Fatal(err)
+	}
+	client := a.(*node)
+	client.s.env = ".prod"
+	if _, err := client.DialTimeout("", "svc", time.Second); !errors.Is(err, ErrNoService) {
+		t.Fatalf("prod client dialled a service bound outside prod: %v", err)
+	}
+	client.s.env = ""
+	c, err := client.DialTimeout("", "svc", time.Second)
+	if err != nil {
+		t.Fatalf("unscoped dial: %v", err)
+	}
+	c.Close()
+}
+
+func TestRegistryWatch(t *testing.T) {
+	a, b := pair(t, "pipe")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := b.ServiceMap().Watch(ctx)
+	first := <-w
+	if len(first) != 0 {
+		t.Fatalf("first snapshot %v, want empty", first)
+	}
+	l, err := b.Bind("", "watched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-w:
+		if len(got) != 1 || got[0].Service != "watched" || got[0].Host != b.ID() {
+			t.Fatalf("after Bind: %v", got)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no snapshot after Bind")
+	}
+	l.Close()
+	select {
+	case got := <-w:
+		if len(got) != 0 {
+			t.Fatalf("after Close: %v", got)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no snapshot after the listener closed")
+	}
+	routes := a.RoutesMap().Snapshot()
+	if len(routes) != 1 || routes[0].Host != b.ID() || routes[0].Upstream != b.ID() {
+		t.Fatalf("routes of a: %v, want b as a direct neighbour", routes)
+	}
+	cancel()
+	for range w { // closes once ctx ends
+	}
+}
+
+func TestDiscoverTimeout(t *testing.T) {
+	n := New()
+	defer n.Close()
+	start := time.Now()
+	if _, err := n.ServiceMap().DiscoverTimeout("late", 50*time.Millisecond); !errors.Is(err, ErrNoService) {
+		t.Fatalf("DiscoverTimeout of a missing name: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("DiscoverTimeout(50ms) returned after %v", d)
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		n.Bind("", "late")
+	}()
+	got, err := n.ServiceMap().DiscoverTimeout("late", 5*time.Second)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("DiscoverTimeout: %v %v", got, err)
+	}
+}
+
+func TestHTTPOverStreams(t *testing.T) {
+	a, b := pair(t, "tcp4")
+	l, err := b.Bind("", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hi from "+r.URL.Path)
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{
+		Dial: a.HttpDial,
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return a.DialContext(ctx, "", strings.TrimSuffix(addr, ":80"))
+		},
+	}, Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://hello/path")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hi from /path" {
+		t.Fatalf("body %q", body)
+	}
+}
+
+func TestLoopBackNode(t *testing.T) {
+	n := New().WithLoopBack()
+	defer n.Close()
+	l, err := n.Bind("", "self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			io.Copy(c, c)
+			c.Close()
+		}
+	}()
+	c, err := n.DialTimeout("", "self", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("me"))
+	buf := make([]byte, 2)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "me" {
+		t.Fatalf("loopback echo %q %v", buf, err)
+	}
+	c.Close()
+}
