@@ -727,9 +727,12 @@ func (n *Node) lookup(t Target) (Service, bool) {
 	if p == nil {
 		return Service{}, false
 	}
+	n.mu.Lock()
+	self := n.loop != nil // without loopback this node cannot dial its own instances
+	n.mu.Unlock()
 	var cands []Service
 	for _, s := range (*p)[t.Service] {
-		if t.Port == 0 || s.Port == t.Port {
+		if (t.Port == 0 || s.Port == t.Port) && (self || s.Node != n.id) {
 			cands = append(cands, s)
 		}
 	}
@@ -821,7 +824,9 @@ func (n *Node) open(ctx context.Context, l *link, t Target) (*Stream, error) {
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
-	if s.state&stAccepted != 0 && s.err == nil {
+	if s.state&stAccepted != 0 {
+		// Accepted wins, even if a reset came right after: what the far end
+		// wrote before it is buffered and readable.
 		s.opened = nil
 		s.mu.Unlock()
 		return s, nil

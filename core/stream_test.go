@@ -224,3 +224,33 @@ func TestNoGoroutinePerStream(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "circuits freed", func() bool { return a.Links()[0].Streams == 0 && b.Links()[0].Streams == 0 })
 }
+
+// TestDialSurvivesQuickClose: a listener that writes and closes at once (so
+// its FIN and RESET may land before the dialler wakes) still yields a stream
+// whose data is readable.
+func TestDialSurvivesQuickClose(t *testing.T) {
+	a, b := newNode(t, testConfig()), newNode(t, testConfig())
+	connect(t, a, b)
+	ln, _ := b.Bind(7, "greet")
+	go func() {
+		for {
+			s, err := ln.AcceptStream()
+			if err != nil {
+				return
+			}
+			s.Write([]byte("hello"))
+			s.Close()
+		}
+	}()
+	for i := range 300 {
+		s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		got, err := io.ReadAll(s)
+		if err != nil || string(got) != "hello" {
+			t.Fatalf("dial %d: read %q, %v", i, got, err)
+		}
+		s.Close()
+	}
+}
