@@ -168,3 +168,29 @@ func TestForwardRefusals(t *testing.T) {
 		t.Fatalf("dial through a client: %v, want ErrNotAllowed", err)
 	}
 }
+
+// TestForwardCloseRightAfterWrite: the sender writes and closes at once (FIN,
+// then RESET); the router delivers every byte before the reset.
+func TestForwardCloseRightAfterWrite(t *testing.T) {
+	a, _, b := line(t, testConfig())
+	ln, _ := b.Bind(7, "")
+	for i := range 20 {
+		s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := make([]byte, 1<<20)
+		rand.Read(msg)
+		s.Write(msg)
+		s.Close()
+		far, err := ln.AcceptStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(far)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("round %d: far end read %d of %d bytes, err %v", i, len(got), len(msg), err)
+		}
+		far.Close()
+	}
+}

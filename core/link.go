@@ -479,9 +479,23 @@ func (l *link) handleReset(id uint32, code wire.Code) {
 		l.forget(s)
 		l.mu.Unlock()
 	}
-	if next != nil {
-		next.abort(codeErr(code))
+	if next == nil {
+		return
 	}
+	// A close after FIN (Close's RESET, code cancelled) must not overtake the
+	// bytes and FIN still queued for the next hop: deliver them, then reset.
+	next.mu.Lock()
+	graceful := code == wire.CodeCancelled && next.err == nil &&
+		next.state&(stFinQueued|stFinSent) == stFinQueued
+	if graceful {
+		next.state |= stResetAfter
+	}
+	next.mu.Unlock()
+	if graceful {
+		next.link.schedule(next)
+		return
+	}
+	next.abort(codeErr(code))
 }
 
 func (l *link) handleWindow(id uint32, inc uint32) error {
