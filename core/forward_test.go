@@ -179,18 +179,28 @@ func TestForwardCloseRightAfterWrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		type result struct {
+			got []byte
+			err error
+		}
+		read := make(chan result, 1)
+		go func() {
+			far, err := ln.AcceptStream()
+			if err != nil {
+				read <- result{nil, err}
+				return
+			}
+			got, err := io.ReadAll(far)
+			far.Close()
+			read <- result{got, err}
+		}()
 		msg := make([]byte, 1<<20)
 		rand.Read(msg)
 		s.Write(msg)
 		s.Close()
-		far, err := ln.AcceptStream()
-		if err != nil {
-			t.Fatal(err)
+		r := <-read
+		if r.err != nil || !bytes.Equal(r.got, msg) {
+			t.Fatalf("round %d: far end read %d of %d bytes, err %v", i, len(r.got), len(msg), r.err)
 		}
-		got, err := io.ReadAll(far)
-		if err != nil || !bytes.Equal(got, msg) {
-			t.Fatalf("round %d: far end read %d of %d bytes, err %v", i, len(got), len(msg), err)
-		}
-		far.Close()
 	}
 }

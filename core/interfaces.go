@@ -32,7 +32,9 @@ type Mesh interface {
 	Routes() []Route
 	// Send sends a control message of kind to the neighbour on link. It does not
 	// wait for the bytes to leave. A message is at most the peer's frame size
-	// less one byte (64 KiB by default).
+	// less one byte (64 KiB by default). Send never calls back into routing or
+	// discovery: a link it finds hopelessly behind is closed on another
+	// goroutine.
 	Send(link uint64, kind wire.Kind, body []byte) error
 }
 

@@ -56,6 +56,7 @@ type link struct {
 	lastRecv    atomic.Int64 // nanoseconds since start of the last frame received
 	rttNanos    atomic.Int64
 	pingSent    atomic.Int64 // nanoseconds since start of the outstanding PING, 0 if none
+	lastPong    atomic.Int64 // nanoseconds since start of the last round-trip sample
 
 	wake     chan struct{}
 	done     chan struct{}
@@ -183,7 +184,13 @@ func (l *link) control(t wire.Type, circuit uint32, payload []byte) {
 	over := len(l.ctl) > maxControl
 	l.mu.Unlock()
 	if over {
-		l.terminate(errPeerNotReading, true)
+		// Not on this goroutine: it may be routing's or discovery's, inside
+		// Mesh.Send, and terminate calls back into them (LinkDown).
+		l.node.wg.Add(1)
+		go func() {
+			defer l.node.wg.Done()
+			l.terminate(errPeerNotReading, true)
+		}()
 		return
 	}
 	l.signal()
@@ -332,7 +339,9 @@ func (l *link) handle(h wire.Header, p []byte) error {
 		l.control(wire.TypePong, 0, wire.AppendPing(nil, f.Ping))
 	case wire.TypePong:
 		if sent := l.pingSent.Load(); sent != 0 && uint64(sent) == f.Ping {
-			l.rttNanos.Store(l.now() - sent)
+			now := l.now()
+			l.rttNanos.Store(now - sent)
+			l.lastPong.Store(now)
 			l.pingSent.Store(0)
 		}
 	case wire.TypeGoAway:
@@ -587,7 +596,10 @@ func (l *link) keepAlive() error {
 	if quiet >= cfg.DeadTimeout {
 		return fmt.Errorf("%w: nothing received for %v", ErrLinkTimeout, quiet.Round(time.Millisecond))
 	}
-	if quiet >= cfg.KeepAlive {
+	// Ping a quiet link to see whether it lives, and a busy one now and then
+	// so that its round-trip time (which routing and auto-tuning use) stays
+	// current.
+	if quiet >= cfg.KeepAlive || time.Duration(l.now()-l.lastPong.Load()) >= cfg.KeepAlive {
 		l.queuePing()
 	}
 	return nil

@@ -56,6 +56,8 @@ type Node struct {
 	nextLink atomic.Uint64
 	srcPort  atomic.Uint32
 
+	bindMu sync.Mutex // orders Bind and unbind with their discovery calls
+
 	mu        sync.Mutex
 	closed    bool
 	links     map[uint64]*link
@@ -589,6 +591,8 @@ func (n *Node) Bind(port uint32, name string) (*Listener, error) {
 	if err := checkServiceName(name); err != nil {
 		return nil, err
 	}
+	n.bindMu.Lock()
+	defer n.bindMu.Unlock()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -637,6 +641,10 @@ func checkServiceName(name string) error {
 }
 
 func (n *Node) unbind(ln *Listener) {
+	// Held across Deregister, so that a Bind of the same name cannot slip in
+	// between and have its registration withdrawn by this stale Deregister.
+	n.bindMu.Lock()
+	defer n.bindMu.Unlock()
 	n.mu.Lock()
 	if n.ports[ln.addr.Port] == ln {
 		delete(n.ports, ln.addr.Port)
