@@ -45,8 +45,13 @@ type Options struct {
 	// trip, in units of 100 µs. Default 2560 (256 ms, ten hops' worth).
 	MaxRTTCost uint16
 	// RequestHops is the hop count of a sequence number request this node
-	// starts. Default 64.
+	// starts. Default 16, core's default hop limit: no stream crosses more
+	// hops than that.
 	RequestHops uint8
+	// MaxDestinations bounds the nodes this node keeps routes to, so that a
+	// peer advertising made-up ids cannot exhaust its memory; updates about
+	// further nodes are dropped. Default 65536.
+	MaxDestinations int
 	// MaxMessage is the largest message body this node sends; a longer update
 	// is split. Default and maximum 60 KiB; at least 64 bytes. A message a peer
 	// refuses as too large for its frames is split again to fit the smallest
@@ -56,11 +61,12 @@ type Options struct {
 
 // Defaults, as DefaultOptions returns them.
 const (
-	DefaultInterval    = time.Second
-	DefaultSourceGC    = 3 * time.Minute
-	DefaultMaxRTTCost  = 2560
-	DefaultRequestHops = 64
-	DefaultMaxMessage  = 60 << 10
+	DefaultInterval        = time.Second
+	DefaultSourceGC        = 3 * time.Minute
+	DefaultMaxRTTCost      = 2560
+	DefaultRequestHops     = 16
+	DefaultMaxMessage      = 60 << 10
+	DefaultMaxDestinations = 1 << 16
 )
 
 // DefaultOptions returns the options with every default filled in.
@@ -102,6 +108,9 @@ func (o *Options) fill() {
 	if o.RequestHops == 0 {
 		o.RequestHops = DefaultRequestHops
 	}
+	if o.MaxDestinations == 0 {
+		o.MaxDestinations = DefaultMaxDestinations
+	}
 	if o.MaxMessage == 0 {
 		o.MaxMessage = DefaultMaxMessage
 	}
@@ -124,6 +133,8 @@ func (o Options) Verify() error {
 		return fmt.Errorf("routing: SourceGC %v below HoldDown %v", o.SourceGC, o.HoldDown)
 	case o.MaxMetric <= HopCost:
 		return fmt.Errorf("routing: MaxMetric %d leaves no room for one hop (%d)", o.MaxMetric, HopCost)
+	case o.MaxDestinations < 0:
+		return fmt.Errorf("routing: MaxDestinations %d is negative", o.MaxDestinations)
 	case o.MaxMessage < 64 || o.MaxMessage > DefaultMaxMessage:
 		return fmt.Errorf("routing: MaxMessage %d outside [64, %d]", o.MaxMessage, DefaultMaxMessage)
 	}

@@ -1,8 +1,10 @@
 package routing
 
 import (
+	"cmp"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,16 +43,30 @@ type Routing struct {
 	dirty         map[core.NodeID]struct{} // to send in the next triggered update
 	lastTriggered time.Time
 	tableChanged  bool
-	version       uint64 // of the table last built; see publishTable
 
-	pubMu     sync.Mutex
-	published uint64
-	pubClosed bool
+	// What run sends and publishes next, in the order it was decided: sends
+	// never happen under mu (Mesh.Send takes the node's locks and may call
+	// LinkDown), and one goroutine doing them keeps messages to a neighbour
+	// in order, so that a stale update never overtakes a newer one.
+	queue      []outgoing
+	queueBytes int
+	table      []core.Route
+	tableReady bool
 
-	kick chan struct{}
+	wake chan struct{} // run has work: messages queued or a triggered update due
 	done chan struct{}
 	wg   sync.WaitGroup
 }
+
+// outgoing is one queued message.
+type outgoing struct {
+	link uint64
+	body []byte
+}
+
+// maxQueue bounds the bytes queued for sending. Beyond it messages are
+// dropped: the next periodic update repairs what they would have said.
+const maxQueue = 8 << 20
 
 // neighbour is one link and what routing knows of it.
 type neighbour struct {
@@ -85,12 +101,16 @@ type dest struct {
 	fd     distance
 	usedAt time.Time // last time a route was selected; starts the SourceGC clock
 
-	retractUntil time.Time // advertise a retraction until then
-	requestedAt  time.Time // last seqno request this node started
+	retractUntil time.Time     // advertise a retraction until then
+	requestedAt  time.Time     // last seqno request this node started
+	requestSeqno uint16        // the seqno it asked for
+	requestBest  uint64        // the link of the best route when it asked
+	requestWait  time.Duration // before asking for it again, if still starved
+	requests     int           // seqno requests started, to rotate their target
 
-	forwarded   bool // a request was forwarded: fwdSeqno at fwdAt
-	fwdSeqno    uint16
-	fwdAt       time.Time
+	forwarded bool // a request was forwarded: fwdSeqno at fwdAt
+	fwdSeqno  uint16
+	fwdAt     time.Time
 }
 
 // New returns the routing for one node, with opts' zero fields set to their
@@ -103,7 +123,7 @@ func New(opts Options) *Routing {
 		neighbours: make(map[uint64]*neighbour),
 		dests:      make(map[core.NodeID]*dest),
 		dirty:      make(map[core.NodeID]struct{}),
-		kick:       make(chan struct{}, 1),
+		wake:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
 	}
 }
@@ -134,8 +154,8 @@ func (r *Routing) Start(m core.Mesh, publish func([]core.Route)) error {
 	return nil
 }
 
-// Close stops routing and waits for its goroutine. Nothing is published once
-// it returns.
+// Close stops routing and waits for its goroutine, which is the only one
+// that publishes: nothing is published once Close returns.
 func (r *Routing) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -144,14 +164,12 @@ func (r *Routing) Close() error {
 	}
 	r.closed = true
 	started := r.started
+	r.queue, r.table = nil, nil
 	r.mu.Unlock()
 	if started {
 		close(r.done)
 		r.wg.Wait()
 	}
-	r.pubMu.Lock()
-	r.pubClosed = true
-	r.pubMu.Unlock()
 	return nil
 }
 
@@ -160,7 +178,6 @@ func (r *Routing) running() bool { return r.started && !r.closed }
 
 // LinkUp adds the neighbour on l and sends it this node's full update.
 func (r *Routing) LinkUp(l core.LinkInfo) {
-	var b batch
 	r.mu.Lock()
 	if !r.running() || l.Peer == r.self {
 		r.mu.Unlock()
@@ -172,27 +189,31 @@ func (r *Routing) LinkUp(l core.LinkInfo) {
 		n = &neighbour{epoch: r.epoch}
 		r.neighbours[l.ID] = n
 	}
+	now := time.Now()
 	n.info = l
 	n.router = l.Caps&wire.CapRouter != 0
-	n.cost = linkCost(l.RTT, r.opts.MaxRTTCost)
-	r.sendFull(time.Now(), []*neighbour{n}, &b)
+	r.setRTT(n, l.RTT, now)
+	r.sendFull(now, []*neighbour{n})
 	r.mu.Unlock()
-	r.flush(&b)
 }
 
-// LinkDown withdraws every route through l at once and triggers an update.
+// LinkDown withdraws every route through l at once, raises this node's own
+// seqno and triggers an update.
 func (r *Routing) LinkDown(l core.LinkInfo) {
-	var b batch
 	r.mu.Lock()
 	if !r.running() || r.neighbours[l.ID] == nil {
 		r.mu.Unlock()
 		return
 	}
 	now := time.Now()
-	r.dropLink(l.ID, now, &b)
-	r.afterChange(now, &b)
+	r.dropLink(l.ID, now)
+	// Routes to this node through the lost link are gone too. A newer seqno
+	// makes every other path to it feasible at once, without waiting for
+	// seqno requests to find their way here.
+	r.seqno++
+	r.dirty[r.self] = struct{}{}
+	r.afterChange(now)
 	r.mu.Unlock()
-	r.flush(&b)
 }
 
 // HandleControl handles one routing message from the neighbour on from. A
@@ -203,7 +224,6 @@ func (r *Routing) HandleControl(from core.LinkInfo, body []byte) {
 		r.log.Debug("dropping routing message", "peer", from.Peer, "link", from.ID, "error", err)
 		return
 	}
-	var b batch
 	r.mu.Lock()
 	n := r.neighbours[from.ID]
 	if !r.running() || n == nil {
@@ -212,20 +232,21 @@ func (r *Routing) HandleControl(from core.LinkInfo, body []byte) {
 		return
 	}
 	now := time.Now()
+	r.setRTT(n, from.RTT, now)
 	switch m.Type {
 	case typeUpdate:
-		r.handleUpdate(n, m, now, &b)
+		r.handleUpdate(n, m, now)
 	case typeRequest:
-		r.handleRequest(n, m.Request, now, &b)
+		r.handleRequest(n, m.Request, now)
 	}
-	r.afterChange(now, &b)
+	r.afterChange(now)
 	r.mu.Unlock()
-	r.flush(&b)
 }
 
 // handleUpdate records each entry of an update from n. Caller holds r.mu.
-func (r *Routing) handleUpdate(n *neighbour, m message, now time.Time, b *batch) {
+func (r *Routing) handleUpdate(n *neighbour, m message, now time.Time) {
 	link := n.info.ID
+	full := false
 	for _, e := range m.Entries {
 		if e.Dst == r.self {
 			continue
@@ -238,11 +259,15 @@ func (r *Routing) handleUpdate(n *neighbour, m message, now time.Time, b *batch)
 		if e.Metric == Infinity {
 			if d != nil && d.routes[link] != nil {
 				delete(d.routes, link)
-				r.reselect(d, now, b)
+				r.reselect(d, now)
 			}
 			continue
 		}
 		if d == nil {
+			if len(r.dests) >= r.opts.MaxDestinations {
+				full = true
+				continue
+			}
 			d = &dest{id: e.Dst, routes: make(map[uint64]*route)}
 			r.dests[e.Dst] = d
 		}
@@ -250,17 +275,23 @@ func (r *Routing) handleUpdate(n *neighbour, m message, now time.Time, b *batch)
 		if rt == nil {
 			rt = &route{link: link, peer: n.info.Peer}
 			d.routes[link] = rt
+		} else if rt.seqno == e.Seqno && rt.metric == e.Metric {
+			// A refresh: nothing to reselect (the common case).
+			rt.expires, rt.updated = now.Add(m.Lifetime), now
+			continue
 		}
 		rt.seqno, rt.metric = e.Seqno, e.Metric
-		rt.expires = now.Add(m.Lifetime)
-		rt.updated = now
-		r.reselect(d, now, b)
+		rt.expires, rt.updated = now.Add(m.Lifetime), now
+		r.reselect(d, now)
+	}
+	if full {
+		r.log.Debug("route table full: ignoring further destinations", "peer", n.info.Peer, "max", r.opts.MaxDestinations)
 	}
 }
 
 // handleRequest answers, or forwards towards the origin, a seqno request from
 // n. Caller holds r.mu.
-func (r *Routing) handleRequest(n *neighbour, q request, now time.Time, b *batch) {
+func (r *Routing) handleRequest(n *neighbour, q request, now time.Time) {
 	if q.Dst == r.self {
 		if seqnoNewer(q.Seqno, r.seqno) {
 			r.log.Trace("seqno request: raising own seqno", "from", r.seqno, "to", q.Seqno, "peer", n.info.Peer)
@@ -287,7 +318,11 @@ func (r *Routing) handleRequest(n *neighbour, q request, now time.Time, b *batch
 		return // already on its way
 	}
 	// Towards the origin: the selected next hop, else the neighbour with the
-	// best (perhaps unfeasible) route, never back to the requester.
+	// best (perhaps unfeasible) route, never back to the requester. A node
+	// that knows no way on but had a route asks all its other neighbours: it
+	// may have just lost the link the origin was behind. The dedup above
+	// bounds the flood; a node that never reached the origin drops the
+	// request, so that made-up ids cannot make one.
 	var to *route
 	if d.selected != nil && d.selected.link != n.info.ID {
 		to = d.selected
@@ -299,20 +334,29 @@ func (r *Routing) handleRequest(n *neighbour, q request, now time.Time, b *batch
 			}
 		}
 	}
-	if to == nil {
+	d.forwarded, d.fwdSeqno, d.fwdAt = true, q.Seqno, now
+	body := appendRequest(nil, request{Dst: q.Dst, Seqno: q.Seqno, Hops: q.Hops - 1})
+	switch {
+	case to != nil:
+		r.send(to.link, body)
+		return
+	case !d.hasFD:
 		return
 	}
-	d.forwarded, d.fwdSeqno, d.fwdAt = true, q.Seqno, now
-	b.send(to.link, appendRequest(nil, request{Dst: q.Dst, Seqno: q.Seqno, Hops: q.Hops - 1}))
+	for link := range r.neighbours {
+		if link != n.info.ID {
+			r.send(link, body)
+		}
+	}
 }
 
 // dropLink forgets link and every route through it. Caller holds r.mu.
-func (r *Routing) dropLink(link uint64, now time.Time, b *batch) {
+func (r *Routing) dropLink(link uint64, now time.Time) {
 	delete(r.neighbours, link)
 	for _, d := range r.dests {
 		if d.routes[link] != nil {
 			delete(d.routes, link)
-			r.reselect(d, now, b)
+			r.reselect(d, now)
 		}
 	}
 }
@@ -331,7 +375,7 @@ func (r *Routing) total(rt *route) uint16 {
 // feasibility distance to what will be advertised, records what changed,
 // and starts a seqno request if only unfeasible routes are left. Caller
 // holds r.mu.
-func (r *Routing) reselect(d *dest, now time.Time, b *batch) {
+func (r *Routing) reselect(d *dest, now time.Time) {
 	var best *route
 	bestMetric := uint16(Infinity)
 	usable := func(rt *route) (uint16, bool) {
@@ -350,7 +394,7 @@ func (r *Routing) reselect(d *dest, now time.Time, b *batch) {
 		}
 	}
 	if cur := d.selected; cur != nil && best != nil && cur != best && d.routes[cur.link] == cur {
-		if m, ok := usable(cur); ok && m <= bestMetric+switchMargin {
+		if m, ok := usable(cur); ok && uint32(m) <= uint32(bestMetric)+switchMargin {
 			best, bestMetric = cur, m
 		}
 	}
@@ -379,7 +423,7 @@ func (r *Routing) reselect(d *dest, now time.Time, b *batch) {
 		r.tableChanged = true
 	}
 	if best == nil && starved {
-		r.requestSeqno(d, now, b)
+		r.requestSeqno(d, now)
 	}
 }
 
@@ -398,36 +442,56 @@ func (r *Routing) markDirty(id core.NodeID) {
 	}
 }
 
-// requestSeqno asks the neighbours that advertise d, unfeasibly, for a newer
-// seqno than d's feasibility distance. At most one request per half
-// Interval. Caller holds r.mu.
-func (r *Routing) requestSeqno(d *dest, now time.Time, b *batch) {
-	if !d.hasFD || now.Before(d.requestedAt.Add(r.opts.Interval/2)) {
+// requestSeqno asks a neighbour that advertises d, unfeasibly, for a newer
+// seqno than d's feasibility distance: first the one with the best route.
+// While d stays starved the same request is repeated with exponential
+// backoff, each time to the next such neighbour, so that a starved network
+// does not drown in requests. Caller holds r.mu.
+func (r *Routing) requestSeqno(d *dest, now time.Time) {
+	if !d.hasFD || len(d.routes) == 0 {
 		return
 	}
-	d.requestedAt = now
-	body := appendRequest(nil, request{Dst: d.id, Seqno: d.fd.seqno + 1, Hops: r.opts.RequestHops})
+	to := make([]*route, 0, len(d.routes))
 	for _, rt := range d.routes {
-		b.send(rt.link, body)
+		to = append(to, rt)
 	}
+	slices.SortFunc(to, func(a, b *route) int {
+		return cmp.Or(cmp.Compare(r.total(a), r.total(b)), cmp.Compare(a.link, b.link))
+	})
+	seqno, rt := d.fd.seqno+1, to[0]
+	switch {
+	case seqno != d.requestSeqno || rt.link != d.requestBest || now.Sub(d.requestedAt) > maxRequestWait*r.opts.Interval:
+		// A new request, a new best neighbour to ask, or the last starvation
+		// is long over: ask at once.
+		d.requestWait = 0
+	case now.Before(d.requestedAt.Add(d.requestWait)):
+		return
+	default:
+		rt = to[d.requests%len(to)]
+	}
+	d.requests++
+	d.requestedAt, d.requestSeqno, d.requestBest = now, seqno, to[0].link
+	d.requestWait = min(max(2*d.requestWait, r.opts.Interval/2), maxRequestWait*r.opts.Interval)
+	r.send(rt.link, appendRequest(nil, request{Dst: d.id, Seqno: seqno, Hops: r.opts.RequestHops}))
 }
+
+// maxRequestWait caps the backoff between repeated seqno requests, in
+// Intervals.
+const maxRequestWait = 8
 
 // afterChange sends a triggered update if one is due and allowed, or has the
 // timer goroutine send it later, and builds the table to publish if it
 // changed. Caller holds r.mu.
-func (r *Routing) afterChange(now time.Time, b *batch) {
+func (r *Routing) afterChange(now time.Time) {
 	if len(r.dirty) > 0 {
 		if now.Sub(r.lastTriggered) >= r.opts.TriggeredDelay {
-			r.sendTriggered(now, b)
+			r.sendTriggered(now)
 		} else {
-			select {
-			case r.kick <- struct{}{}:
-			default:
-			}
+			r.signal()
 		}
 	}
 	if r.tableChanged {
-		r.buildTable(b)
+		r.buildTable()
 	}
 }
 
@@ -447,7 +511,7 @@ func (r *Routing) advertised(d *dest, now time.Time) (entry, bool) {
 
 // sendTriggered sends the dirty destinations to every neighbour. Caller holds
 // r.mu.
-func (r *Routing) sendTriggered(now time.Time, b *batch) {
+func (r *Routing) sendTriggered(now time.Time) {
 	entries := make([]entry, 0, len(r.dirty))
 	for id := range r.dirty {
 		if id == r.self {
@@ -460,11 +524,11 @@ func (r *Routing) sendTriggered(now time.Time, b *batch) {
 	}
 	clear(r.dirty)
 	r.lastTriggered = now
-	r.sendEntries(entries, r.allNeighbours(), b)
+	r.sendEntries(entries, r.allNeighbours())
 }
 
 // sendFull sends every route this node advertises to ns. Caller holds r.mu.
-func (r *Routing) sendFull(now time.Time, ns []*neighbour, b *batch) {
+func (r *Routing) sendFull(now time.Time, ns []*neighbour) {
 	entries := []entry{r.selfEntry()}
 	if r.router {
 		for _, d := range r.dests {
@@ -473,7 +537,7 @@ func (r *Routing) sendFull(now time.Time, ns []*neighbour, b *batch) {
 			}
 		}
 	}
-	r.sendEntries(entries, ns, b)
+	r.sendEntries(entries, ns)
 }
 
 func (r *Routing) allNeighbours() []*neighbour {
@@ -484,33 +548,60 @@ func (r *Routing) allNeighbours() []*neighbour {
 	return ns
 }
 
-// sendEntries queues entries, split into messages, for each of ns. Caller
-// holds r.mu.
-func (r *Routing) sendEntries(entries []entry, ns []*neighbour, b *batch) {
+// sendEntries queues entries, split into messages, for each of ns. A
+// neighbour gets the routes through itself with metric Infinity (split
+// horizon with poisoned reverse): it cannot use them, and a route it holds
+// that leads back through this node would only draw its seqno requests the
+// wrong way. Caller holds r.mu.
+func (r *Routing) sendEntries(entries []entry, ns []*neighbour) {
 	if len(entries) == 0 {
 		return
 	}
 	var large, small [][]byte
 	for _, n := range ns {
-		msgs := large
+		maxBody := r.opts.MaxMessage
 		if n.small {
-			if small == nil {
-				small = appendUpdates(entries, r.opts.Expiry, min(r.opts.MaxMessage, smallMessage))
-			}
-			msgs = small
-		} else if msgs == nil {
-			large = appendUpdates(entries, r.opts.Expiry, r.opts.MaxMessage)
-			msgs = large
+			maxBody = min(maxBody, smallMessage)
 		}
-		for _, m := range msgs {
-			b.send(n.info.ID, m)
+		if poisoned := r.poison(entries, n.info.ID); poisoned != nil {
+			for _, m := range appendUpdates(poisoned, r.opts.Expiry, maxBody) {
+				r.send(n.info.ID, m)
+			}
+			continue
+		}
+		msgs := &large
+		if n.small {
+			msgs = &small
+		}
+		if *msgs == nil {
+			*msgs = appendUpdates(entries, r.opts.Expiry, maxBody)
+		}
+		for _, m := range *msgs {
+			r.send(n.info.ID, m)
 		}
 	}
 }
 
-// buildTable puts the selected routes into b for publishing. Caller holds
-// r.mu.
-func (r *Routing) buildTable(b *batch) {
+// poison returns a copy of entries in which the routes selected through link
+// are retracted, or nil if there are none. Caller holds r.mu.
+func (r *Routing) poison(entries []entry, link uint64) []entry {
+	var out []entry
+	for i, e := range entries {
+		if e.Metric == Infinity || e.Dst == r.self {
+			continue
+		}
+		if d := r.dests[e.Dst]; d != nil && d.selected != nil && d.selected.link == link {
+			if out == nil {
+				out = slices.Clone(entries)
+			}
+			out[i].Metric = Infinity
+		}
+	}
+	return out
+}
+
+// buildTable queues the selected routes for publishing. Caller holds r.mu.
+func (r *Routing) buildTable() {
 	table := make([]core.Route, 0, len(r.dests))
 	for _, d := range r.dests {
 		if rt := d.selected; rt != nil {
@@ -519,13 +610,48 @@ func (r *Routing) buildTable(b *batch) {
 		}
 	}
 	r.tableChanged = false
-	r.version++
-	b.table, b.version = table, r.version
+	r.table, r.tableReady = table, true
+	r.signal()
 }
 
-// run is the timer goroutine: the periodic full update and route expiry every
-// Interval (jittered so that neighbours do not fall into step), and the
-// triggered updates that had to wait for TriggeredDelay.
+// send queues body for the neighbour on link. Caller holds r.mu.
+func (r *Routing) send(link uint64, body []byte) {
+	if r.queueBytes+len(body) > maxQueue {
+		r.log.Debug("send queue full: dropping a routing message", "link", link)
+		return
+	}
+	r.queue = append(r.queue, outgoing{link, body})
+	r.queueBytes += len(body)
+	r.signal()
+}
+
+// signal wakes run.
+func (r *Routing) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drain sends the queued messages and publishes the queued table, in order.
+// Only run calls it.
+func (r *Routing) drain() {
+	r.mu.Lock()
+	queue, table, ready := r.queue, r.table, r.tableReady
+	r.queue, r.queueBytes, r.table, r.tableReady = nil, 0, nil, false
+	r.mu.Unlock()
+	for _, o := range queue {
+		r.sendMessage(o.link, o.body)
+	}
+	if ready {
+		r.publish(table)
+	}
+}
+
+// run is routing's goroutine: the periodic full update and route expiry
+// every Interval (jittered so that neighbours do not fall into step), the
+// triggered updates that had to wait for TriggeredDelay, and every send and
+// publish.
 func (r *Routing) run() {
 	defer r.wg.Done()
 	next := time.Now().Add(jitter(r.opts.Interval) / 2)
@@ -535,7 +661,7 @@ func (r *Routing) run() {
 		select {
 		case <-r.done:
 			return
-		case <-r.kick:
+		case <-r.wake:
 		case <-t.C:
 		}
 		if now := time.Now(); !now.Before(next) {
@@ -546,6 +672,7 @@ func (r *Routing) run() {
 		if d, pending := r.flushTriggered(); pending {
 			wait = min(wait, d)
 		}
+		r.drain()
 		t.Reset(wait)
 	}
 }
@@ -555,10 +682,9 @@ func jitter(d time.Duration) time.Duration {
 	return d - d/10 + rand.N(d/5+1)
 }
 
-// flushTriggered sends the pending triggered update if its time has come,
+// flushTriggered queues the pending triggered update if its time has come,
 // else reports how long it must wait.
 func (r *Routing) flushTriggered() (time.Duration, bool) {
-	var b batch
 	r.mu.Lock()
 	if !r.running() || len(r.dirty) == 0 {
 		r.mu.Unlock()
@@ -569,9 +695,8 @@ func (r *Routing) flushTriggered() (time.Duration, bool) {
 		r.mu.Unlock()
 		return wait, true
 	}
-	r.sendTriggered(now, &b)
+	r.sendTriggered(now)
 	r.mu.Unlock()
-	r.flush(&b)
 	return 0, false
 }
 
@@ -584,39 +709,39 @@ func (r *Routing) tick() {
 	r.mu.Unlock()
 	links := r.mesh.Links() // never under r.mu: it takes the node's locks
 
-	var b batch
 	r.mu.Lock()
 	if !r.running() {
 		r.mu.Unlock()
 		return
 	}
 	now := time.Now()
-	r.reconcile(links, epoch, now, &b)
+	r.reconcile(links, epoch, now)
 	for id, d := range r.dests {
 		for link, rt := range d.routes {
 			if now.After(rt.expires) {
 				delete(d.routes, link)
 			}
 		}
-		r.reselect(d, now, &b)
+		r.reselect(d, now)
 		if d.selected == nil && len(d.routes) == 0 && !now.Before(d.retractUntil) &&
 			(!d.hasFD || now.Sub(d.usedAt) > r.opts.SourceGC) {
 			delete(r.dests, id)
 		}
 	}
-	r.sendFull(now, r.allNeighbours(), &b)
+	r.sendFull(now, r.allNeighbours())
 	clear(r.dirty)
 	r.lastTriggered = now
-	r.buildTable(&b) // also refreshes the routes' Updated times
+	r.buildTable() // also refreshes the routes' Updated times
 	r.mu.Unlock()
-	r.flush(&b)
 }
 
 // reconcile brings the neighbours in line with the node's live links: it
-// takes up round-trip changes and drops a link whose LinkDown was lost in a
-// race with its LinkUp. links was read when r.epoch was epoch; a neighbour
-// that came up since may be missing from it and is kept. Caller holds r.mu.
-func (r *Routing) reconcile(links []core.LinkInfo, epoch uint64, now time.Time, b *batch) {
+// takes up round-trip changes and drops a link that is gone, whether its
+// LinkDown is still on its way or was lost in a race with its LinkUp (a
+// LinkDown for a link routing does not know is ignored). links was read when
+// r.epoch was epoch; a neighbour that came up since may be missing from it
+// and is kept. Caller holds r.mu.
+func (r *Routing) reconcile(links []core.LinkInfo, epoch uint64, now time.Time) {
 	live := make(map[uint64]core.LinkInfo, len(links))
 	for _, l := range links {
 		live[l.ID] = l
@@ -625,37 +750,27 @@ func (r *Routing) reconcile(links []core.LinkInfo, epoch uint64, now time.Time, 
 		l, ok := live[id]
 		switch {
 		case ok:
-			n.info.RTT = l.RTT
-			n.cost = linkCost(l.RTT, r.opts.MaxRTTCost)
+			r.setRTT(n, l.RTT, now)
 		case n.epoch <= epoch:
-			r.log.Debug("link gone without LinkDown", "link", id, "peer", n.info.Peer)
-			r.dropLink(id, now, b)
+			r.log.Debug("link gone", "link", id, "peer", n.info.Peer)
+			r.dropLink(id, now)
 		}
 	}
 }
 
-// batch collects what an event handler sends and publishes, to be done once
-// r.mu is released: Mesh.Send takes the node's locks.
-type batch struct {
-	sends   []outgoing
-	table   []core.Route
-	version uint64
-}
-
-type outgoing struct {
-	link uint64
-	body []byte
-}
-
-func (b *batch) send(link uint64, body []byte) { b.sends = append(b.sends, outgoing{link, body}) }
-
-// flush sends and publishes what b holds. Caller does not hold r.mu.
-func (r *Routing) flush(b *batch) {
-	for _, o := range b.sends {
-		r.sendMessage(o.link, o.body)
+// setRTT takes up a link's latest round trip. If that changes the link's
+// cost, the routes through it are reselected. Caller holds r.mu.
+func (r *Routing) setRTT(n *neighbour, rtt time.Duration, now time.Time) {
+	n.info.RTT = rtt
+	cost := linkCost(rtt, r.opts.MaxRTTCost)
+	if cost == n.cost {
+		return
 	}
-	if b.table != nil {
-		r.publishTable(b.version, b.table)
+	n.cost = cost
+	for _, d := range r.dests {
+		if d.routes[n.info.ID] != nil {
+			r.reselect(d, now)
+		}
 	}
 }
 
@@ -687,16 +802,4 @@ func (r *Routing) sendMessage(link uint64, body []byte) {
 			return
 		}
 	}
-}
-
-// publishTable publishes table unless a newer one was published already or
-// Close has returned.
-func (r *Routing) publishTable(version uint64, table []core.Route) {
-	r.pubMu.Lock()
-	defer r.pubMu.Unlock()
-	if r.pubClosed || version <= r.published {
-		return
-	}
-	r.published = version
-	r.publish(table)
 }
