@@ -1,0 +1,647 @@
+package discovery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/astranet-go/astranet/core"
+	"github.com/astranet-go/astranet/core/wire"
+	"github.com/hashicorp/go-hclog"
+)
+
+// expiryBound is how long a silent origin may linger: 3.5 intervals, plus
+// slack for a loaded machine running the race detector.
+const expiryBound = time.Duration(expiry*float64(testInterval)) + 250*time.Millisecond
+
+func TestLineRelaysAndWithdraws(t *testing.T) {
+	tn := newNet(t)
+	a, _ := tn.add(MeshOptions{})
+	b, _ := tn.add(MeshOptions{})
+	c, _ := tn.add(MeshOptions{})
+	tn.link(a, b)
+	tn.link(b, c)
+
+	start := time.Now()
+	ln := bind(t, c, "svc")
+	waitFor(t, 2*time.Second, "svc at A", func() bool { return has(a, "svc", c.ID()) })
+	t.Logf("bind on C seen at A (2 hops) after %v", time.Since(start))
+	if !has(b, "svc", c.ID()) || !has(c, "svc", c.ID()) {
+		t.Fatalf("B or C lacks svc: B %v, C %v", b.Services(), c.Services())
+	}
+
+	start = time.Now()
+	ln.Close()
+	waitFor(t, 2*time.Second, "svc gone everywhere", func() bool {
+		return len(a.Services())+len(b.Services())+len(c.Services()) == 0
+	})
+	t.Logf("unbind on C gone everywhere after %v", time.Since(start))
+}
+
+func TestTwentyNodesSeeEachOther(t *testing.T) {
+	const size = 20
+	for _, shape := range []string{"line", "tree"} {
+		t.Run(shape, func(t *testing.T) {
+			tn := newNet(t)
+			for i := range size {
+				n, _ := tn.add(MeshOptions{})
+				if i > 0 {
+					peer := i - 1
+					if shape == "tree" {
+						peer = rand.N(i)
+					}
+					tn.link(tn.nodes[peer], n)
+				}
+			}
+
+			// One service from the far end of the line (or a tree leaf).
+			last := tn.nodes[size-1]
+			start := time.Now()
+			ln := bind(t, last, "far")
+			waitFor(t, 5*time.Second, "far everywhere", func() bool {
+				for _, n := range tn.nodes {
+					if !has(n, "far", last.ID()) {
+						return false
+					}
+				}
+				return true
+			})
+			t.Logf("%s of %d: one bind seen by every node after %v", shape, size, time.Since(start))
+			ln.Close()
+
+			start = time.Now()
+			var want []core.Service
+			for i, n := range tn.nodes {
+				ln := bind(t, n, fmt.Sprintf("svc-%d", i))
+				want = append(want, core.Service{Name: ln.Addr().(core.Addr).Service, Node: n.ID(), Port: ln.Addr().(core.Addr).Port})
+			}
+			want = canonical(want)
+			waitFor(t, 5*time.Second, "every node sees every service", func() bool {
+				for _, n := range tn.nodes {
+					if !same(view(n), want) {
+						return false
+					}
+				}
+				return true
+			})
+			t.Logf("%s of %d: all %d services seen by every node after %v", shape, size, size, time.Since(start))
+
+			// Relayed refreshes keep them alive over every hop.
+			time.Sleep(2 * expiryBound)
+			for i, n := range tn.nodes {
+				if got := view(n); !same(got, want) {
+					t.Errorf("node %d lost services after %v: has %d of %d", i, 2*expiryBound, len(got), len(want))
+				}
+			}
+		})
+	}
+}
+
+func TestRingWithChords(t *testing.T) {
+	// Loops: every announcement reaches each node over several paths and
+	// must still settle, and refreshes must not multiply.
+	const size = 8
+	tn := newNet(t)
+	for range size {
+		tn.add(MeshOptions{})
+	}
+	for i := range size {
+		tn.link(tn.nodes[i], tn.nodes[(i+1)%size])
+	}
+	tn.link(tn.nodes[0], tn.nodes[size/2])
+	tn.link(tn.nodes[2], tn.nodes[6])
+	var lns []*core.Listener
+	for i, n := range tn.nodes {
+		lns = append(lns, bind(t, n, fmt.Sprint("ring-", i)))
+	}
+	waitFor(t, 5*time.Second, "every node sees all", func() bool {
+		for _, n := range tn.nodes {
+			if len(n.Services()) != size {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * expiryBound) // through many refreshes
+	for i, ln := range lns {
+		if i%2 == 0 {
+			ln.Close()
+		}
+	}
+	waitFor(t, 2*time.Second, "half withdrawn everywhere", func() bool {
+		for _, n := range tn.nodes {
+			if len(n.Services()) != size/2 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestChurnSettles(t *testing.T) {
+	const (
+		size       = 6
+		churners   = 3
+		operations = 2000 // binds and unbinds, about half each
+	)
+	tn := newNet(t)
+	for i := range size {
+		n, _ := tn.add(MeshOptions{})
+		if i > 0 {
+			tn.link(tn.nodes[rand.N(i)], n)
+		}
+	}
+	var wg sync.WaitGroup
+	var binds, unbinds atomic.Int32
+	for c := range churners {
+		n := tn.nodes[c*2]
+		wg.Go(func() {
+			bound := map[string]*core.Listener{}
+			for i := range operations / churners {
+				name := fmt.Sprintf("churn-%d-%d", c, rand.N(8))
+				if ln := bound[name]; ln != nil {
+					ln.Close()
+					delete(bound, name)
+					unbinds.Add(1)
+					continue
+				}
+				ln, err := n.Bind(0, name)
+				if err != nil {
+					t.Errorf("bind %d: %v", i, err)
+					return
+				}
+				bound[name] = ln
+				binds.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+
+	truth := func() []core.Service {
+		var ss []core.Service
+		for _, n := range tn.nodes {
+			ss = append(ss, n.Bound()...)
+		}
+		return canonical(ss)
+	}
+	want := truth()
+	d := waitFor(t, 5*time.Second, "every view equals the bound set", func() bool {
+		for _, n := range tn.nodes {
+			if !same(view(n), want) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("after %d binds and %d unbinds on %d nodes: settled %v after the last, %d services bound",
+		binds.Load(), unbinds.Load(), churners, d, len(want))
+	// And it stays settled through refreshes.
+	time.Sleep(3 * testInterval)
+	for i, n := range tn.nodes {
+		if got := view(n); !same(got, want) {
+			t.Errorf("node %d drifted: %v, want %v", i, got, want)
+		}
+	}
+}
+
+func TestNewNeighbourCatchesUp(t *testing.T) {
+	// Eight nodes with about 55 KiB of services each: a new neighbour needs
+	// several of the announcer's rounds (sendBudget) to catch up.
+	tn := newNet(t)
+	md := map[string]string{}
+	for i := range maxMetadata {
+		md[fmt.Sprintf("%064d", i)] = strings.Repeat("v", maxValueLen)
+	}
+	var want []core.Service
+	for i := range 8 {
+		n, m := tn.add(MeshOptions{})
+		if i > 0 {
+			tn.link(tn.nodes[i-1], n)
+		}
+		for p := range uint32(10) {
+			svc := core.Service{Name: fmt.Sprintf("big-%d-%d", i, p), Node: n.ID(), Port: p + 1, Metadata: md}
+			if err := m.Register(svc); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, svc)
+		}
+	}
+	want = canonical(want)
+	waitFor(t, 5*time.Second, "the first node sees all", func() bool { return same(view(tn.nodes[0]), want) })
+	late, _ := tn.add(MeshOptions{})
+	start := time.Now()
+	tn.link(tn.nodes[0], late)
+	waitFor(t, 5*time.Second, "the late node sees all", func() bool { return same(view(late), want) })
+	t.Logf("a new neighbour caught up on %d services (%d KiB) after %v", len(want), 8*10*5, time.Since(start))
+}
+
+func TestEnvIsolation(t *testing.T) {
+	tn := newNet(t)
+	a, _ := tn.add(MeshOptions{})
+	prod, _ := tn.add(MeshOptions{})
+	staging, _ := tn.add(MeshOptions{})
+	tn.link(a, prod)
+	tn.link(a, staging)
+	lnProd := bind(t, prod, "svc.prod")
+	lnStaging := bind(t, staging, "svc.staging")
+	waitFor(t, 2*time.Second, "both envs at A", func() bool {
+		return has(a, "svc.prod", prod.ID()) && has(a, "svc.staging", staging.ID())
+	})
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer lnProd.Close()
+	defer lnStaging.Close()
+	var prodStreams atomic.Int32
+	for _, ln := range []*core.Listener{lnProd, lnStaging} {
+		wg.Go(func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				if ln == lnStaging {
+					t.Errorf("staging got a stream from %v", c.RemoteAddr())
+				} else {
+					prodStreams.Add(1)
+				}
+				wg.Go(func() {
+					// Drain, not close at once: core fails a dial whose
+					// stream is reset before the dialler sees ACCEPT.
+					io.Copy(io.Discard, c)
+					c.Close()
+				})
+			}
+		})
+	}
+	pick := func(ss []core.Service) core.Service {
+		for _, s := range ss {
+			if s.Name != "svc.prod" {
+				t.Errorf("lookup of svc.prod offered %v", s)
+			}
+		}
+		return Random(ss)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range 20 {
+		s, err := a.Dial(ctx, core.Target{Service: "svc.prod", Pick: pick})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.RemoteAddr().(core.Addr).Node; got != prod.ID() {
+			t.Errorf("svc.prod dial reached %v, want %v", got, prod.ID())
+		}
+		s.Close()
+	}
+	waitFor(t, 2*time.Second, "20 streams at prod", func() bool { return prodStreams.Load() == 20 })
+}
+
+func TestKilledNodeExpires(t *testing.T) {
+	// A - B - C - D; D's link dies without D unbinding. C loses its direct
+	// neighbour with no route left and drops D at once; A and B let it expire.
+	tn := newNet(t)
+	a, _ := tn.add(MeshOptions{})
+	b, _ := tn.add(MeshOptions{})
+	c, _ := tn.add(MeshOptions{})
+	d, _ := tn.add(MeshOptions{})
+	tn.link(a, b)
+	tn.link(b, c)
+	_, endD := tn.link(c, d)
+	bind(t, d, "doomed")
+	keep := bind(t, c, "keeper")
+	waitFor(t, 2*time.Second, "doomed at A", func() bool { return has(a, "doomed", d.ID()) && has(a, "keeper", c.ID()) })
+
+	start := time.Now()
+	endD.Close()
+	gone := make([]time.Duration, 3)
+	waitFor(t, 2*expiryBound, "doomed gone from A, B and C", func() bool {
+		all := true
+		for i, n := range []*core.Node{a, b, c} {
+			if has(n, "doomed", d.ID()) {
+				all = false
+			} else if gone[i] == 0 {
+				gone[i] = time.Since(start)
+			}
+		}
+		return all
+	})
+	t.Logf("killed D gone from C (neighbour) after %v, B after %v, A after %v (expiry %v)",
+		gone[2], gone[1], gone[0], time.Duration(expiry*float64(testInterval)))
+	for i, g := range gone {
+		if g > expiryBound {
+			t.Errorf("node %d kept the dead node's service %v, more than %v", i, g, expiryBound)
+		}
+	}
+	if gone[2] > 2*testInterval {
+		t.Errorf("the direct neighbour took %v to drop the dead node", gone[2])
+	}
+	if !has(a, "keeper", c.ID()) {
+		t.Errorf("a live service went with the dead one: %v", a.Services())
+	}
+	keep.Close()
+}
+
+func TestClosedNodeWithdraws(t *testing.T) {
+	// A node that closes withdraws its services before its links go: every
+	// node drops them well before they would expire.
+	tn := newNet(t)
+	a, _ := tn.add(MeshOptions{})
+	b, _ := tn.add(MeshOptions{})
+	c, _ := tn.add(MeshOptions{})
+	tn.link(a, b)
+	tn.link(b, c)
+	bind(t, c, "leaving")
+	waitFor(t, 2*time.Second, "leaving at A", func() bool { return has(a, "leaving", c.ID()) })
+	start := time.Now()
+	c.Close()
+	d := waitFor(t, 2*time.Second, "leaving gone", func() bool { return !has(a, "leaving", c.ID()) && !has(b, "leaving", c.ID()) })
+	t.Logf("closed node's service gone 2 hops away after %v", d)
+	if d > time.Duration(expiry*float64(testInterval))/2 {
+		t.Errorf("took %v: left to expire rather than withdrawn", time.Since(start))
+	}
+}
+
+func TestClientAdvertisesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts MeshOptions
+		cfg  func(*core.Config)
+	}{
+		{"option", MeshOptions{Client: true}, func(*core.Config) {}},
+		{"caps", MeshOptions{}, func(c *core.Config) { c.Caps = wire.CapClient }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tn := newNet(t)
+			srv, _ := tn.add(MeshOptions{})
+			cli, _ := tn.add(tc.opts, tc.cfg)
+			far, _ := tn.add(MeshOptions{})
+			tn.link(srv, cli)
+			tn.link(cli, far) // the client relays between srv and far
+			bind(t, cli, "from-client")
+			bind(t, srv, "from-server")
+			bind(t, far, "from-far")
+			waitFor(t, 2*time.Second, "client and far learn", func() bool {
+				return has(cli, "from-server", srv.ID()) && has(cli, "from-far", far.ID()) && has(far, "from-server", srv.ID())
+			})
+			time.Sleep(3 * testInterval)
+			for _, n := range []*core.Node{srv, cli, far} {
+				if has(n, "from-client", cli.ID()) {
+					t.Errorf("%v sees the client's service", n.ID())
+				}
+			}
+		})
+	}
+}
+
+func TestDialNeighbourByName(t *testing.T) {
+	tn := newNet(t)
+	a, _ := tn.add(MeshOptions{})
+	b, _ := tn.add(MeshOptions{})
+	tn.link(a, b)
+	ln := bind(t, b, "echo")
+	waitFor(t, 2*time.Second, "echo at A", func() bool { return has(a, "echo", b.ID()) })
+	var served sync.WaitGroup
+	served.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := a.Dial(ctx, core.Target{Service: "echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := s.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	s.CloseWrite()
+	got, err := io.ReadAll(s)
+	if err != nil || string(got) != "hello" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	s.Close()
+	served.Wait()
+}
+
+func TestMetadataTravels(t *testing.T) {
+	tn := newNet(t)
+	a, _ := tn.add(MeshOptions{})
+	b, mb := tn.add(MeshOptions{})
+	tn.link(a, b)
+	md := map[string]string{"version": "1.2.3", "zone": "eu-1", "empty": ""}
+	if err := mb.Register(core.Service{Name: "meta", Node: b.ID(), Port: 7, Metadata: md}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "meta at A", func() bool { return has(a, "meta", b.ID()) })
+	for _, s := range a.Services() {
+		if s.Name == "meta" && (s.Port != 7 || fmt.Sprint(s.Metadata) != fmt.Sprint(md)) {
+			t.Errorf("got %+v, want port 7 and %v", s, md)
+		}
+	}
+}
+
+func TestRegisterRefuses(t *testing.T) {
+	tn := newNet(t)
+	n, m := tn.add(MeshOptions{})
+	long := strings.Repeat("v", maxValueLen)
+	tooMany := map[string]string{}
+	for i := range maxMetadata + 1 {
+		tooMany[fmt.Sprint("k", i)] = "v"
+	}
+	for _, tc := range []struct {
+		name string
+		svc  core.Service
+		want error
+	}{
+		{"bad name", core.Service{Name: "a b", Node: n.ID(), Port: 1}, ErrBadService},
+		{"other node", core.Service{Name: "x", Node: n.ID() + 1, Port: 1}, ErrBadService},
+		{"too many keys", core.Service{Name: "x", Node: n.ID(), Port: 1, Metadata: tooMany}, ErrBadService},
+		{"long key", core.Service{Name: "x", Node: n.ID(), Port: 1, Metadata: map[string]string{strings.Repeat("k", maxKeyLen+1): ""}}, ErrBadService},
+		{"long value", core.Service{Name: "x", Node: n.ID(), Port: 1, Metadata: map[string]string{"k": long + "v"}}, ErrBadService},
+		{"not utf-8", core.Service{Name: "x", Node: n.ID(), Port: 1, Metadata: map[string]string{"k": "\xff"}}, ErrBadService},
+	} {
+		if err := m.Register(tc.svc); !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	// Fill the node's snapshot until it no longer fits one message.
+	big := map[string]string{}
+	for i := range maxMetadata {
+		big[fmt.Sprintf("%064d", i)] = long
+	}
+	var err error
+	port := uint32(1)
+	for ; err == nil && port < 100; port++ {
+		err = m.Register(core.Service{Name: fmt.Sprint("big", port), Node: n.ID(), Port: port, Metadata: big})
+	}
+	if !errors.Is(err, ErrTooManyServices) {
+		t.Fatalf("after %d services: %v, want ErrTooManyServices", port-1, err)
+	}
+	if got := len(n.Services()); got != int(port-2) {
+		t.Errorf("published %d services, want the %d that fitted", got, port-2)
+	}
+
+	// Through core, a refused Register fails the Bind and binds nothing.
+	tn2 := newNet(t)
+	n2, _ := tn2.add(MeshOptions{})
+	var bound int
+	for ; bound < 1000; bound++ {
+		if _, err = n2.Bind(0, fmt.Sprintf("%0255d", bound)); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrTooManyServices) {
+		t.Fatalf("bind %d: %v, want ErrTooManyServices", bound, err)
+	}
+	if got := len(n2.Bound()); got != bound {
+		t.Errorf("%d listeners after a refused bind, want %d", got, bound)
+	}
+	t.Logf("a node announces up to %d services with 255-byte names", bound)
+}
+
+func TestMalformedMessagesDropped(t *testing.T) {
+	var logs syncBuffer
+	tn := newNet(t)
+	a, _ := tn.add(MeshOptions{})
+	b, _ := tn.add(MeshOptions{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})})
+	tn.link(a, b)
+	link := a.Links()[0].ID
+	valid, err := appendSnapshot(nil, &snapshot{origin: 42, seq: 1, interval: time.Second,
+		services: []core.Service{{Name: "x", Node: 42, Port: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, junk := range [][]byte{
+		{},
+		{9},
+		{msgVersion, 7},
+		valid[:len(valid)-1],
+		append(slices.Clone(valid), 0),
+	} {
+		if err := a.Send(link, wire.KindDiscovery, junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Send(link, wire.KindDiscovery, valid); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "the valid message after the junk", func() bool { return has(b, "x", 42) })
+	if got := strings.Count(logs.String(), "dropping discovery message"); got != 5 {
+		t.Errorf("logged %d dropped messages, want 5:\n%s", got, logs.String())
+	}
+	if len(b.Links()) != 1 {
+		t.Error("junk discovery messages cost the link")
+	}
+}
+
+func TestRestartedNodeIsBelieved(t *testing.T) {
+	// A node that comes back with the same id must not be ignored for
+	// announcing sequence numbers below its earlier life's.
+	tn := newNet(t)
+	a, _ := tn.add(MeshOptions{})
+	m1 := NewMesh(MeshOptions{Interval: testInterval})
+	b1, err := core.New(core.Options{Config: core.DefaultConfig(), Discovery: m1, ID: 0xb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.nodes = append(tn.nodes, b1)
+	ea, _ := tn.link(a, b1)
+	for i := range 5 {
+		bind(t, b1, fmt.Sprint("old-", i)) // push its sequence number up
+	}
+	waitFor(t, 2*time.Second, "old services at A", func() bool { return has(a, "old-4", 0xb) })
+	ea.Close()
+	b1.Close()
+
+	b2, err := core.New(core.Options{Config: core.DefaultConfig(), Discovery: NewMesh(MeshOptions{Interval: testInterval}), ID: 0xb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.nodes = append(tn.nodes, b2)
+	tn.link(a, b2)
+	bind(t, b2, "new")
+	waitFor(t, 2*time.Second, "the restarted node's service at A", func() bool { return has(a, "new", 0xb) })
+}
+
+func TestLifecycle(t *testing.T) {
+	m := NewMesh(MeshOptions{})
+	if err := m.Register(core.Service{Name: "x", Node: 1, Port: 1}); err == nil {
+		t.Error("Register before Start succeeded")
+	}
+	m.LinkUp(core.LinkInfo{ID: 1, Peer: 2})
+	m.HandleControl(core.LinkInfo{ID: 1, Peer: 2}, []byte{1})
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Error("second Close:", err)
+	}
+	if _, ok := <-m.Watch(context.Background()); ok {
+		t.Error("Watch on a closed mesh delivered")
+	}
+
+	tn := newNet(t)
+	n2, m2 := tn.add(MeshOptions{})
+	if err := m2.Start(n2, func([]core.Service) {}); !errors.Is(err, errStarted) {
+		t.Errorf("second Start: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestSnapshotTooBigForPeerWarnsOnce(t *testing.T) {
+	var logs syncBuffer
+	tn := newNet(t)
+	a, ma := tn.add(MeshOptions{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})})
+	small, _ := tn.add(MeshOptions{}, func(c *core.Config) { c.MaxFrame = 4096 })
+	tn.link(a, small)
+	md := map[string]string{}
+	for i := range maxMetadata {
+		md[fmt.Sprint("k", i)] = strings.Repeat("v", maxValueLen)
+	}
+	if err := ma.Register(core.Service{Name: "big", Node: a.ID(), Port: 1, Metadata: md}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * testInterval) // several refreshes
+	if got := strings.Count(logs.String(), "cannot send discovery message"); got != 1 {
+		t.Errorf("warned %d times, want once:\n%s", got, logs.String())
+	}
+	if has(small, "big", a.ID()) {
+		t.Error("the small-frame peer got a snapshot larger than its frames")
+	}
+	if len(small.Links()) != 1 {
+		t.Error("the link went down")
+	}
+}
