@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/astranet-go/astranet/core"
+	"github.com/astranet-go/astranet/core/routing"
 	"github.com/astranet-go/astranet/core/wire"
 	"github.com/astranet-go/astranet/discovery"
 	"github.com/astranet-go/astranet/transports/pipe"
@@ -29,6 +30,8 @@ type settings struct {
 	env        string // ".a.b" suffix for service names
 	loopBack   bool
 	id         NodeID
+	routing    func(core.Config) core.Routing   // nil: direct neighbours only
+	discovery  func(core.Config) core.Discovery // nil: ask the neighbours
 }
 
 // WithLogger sends the node's logs to l.
@@ -61,13 +64,39 @@ func WithTLS(cfg *tls.Config) Option {
 	}
 }
 
+// WithRouting replaces the embedded distance-vector routing: each node New
+// (or WithEnv, Client, ...) builds calls f for its own instance. A nil f
+// turns routing off: the node then reaches only its direct neighbours.
+func WithRouting(f func(core.Config) core.Routing) Option {
+	return func(s *settings) { s.routing = f }
+}
+
+// WithDiscovery replaces the embedded mesh discovery, as WithRouting does
+// routing. A nil f turns discovery off: a dial by name then asks the direct
+// neighbours.
+func WithDiscovery(f func(core.Config) core.Discovery) Option {
+	return func(s *settings) { s.discovery = f }
+}
+
+// DefaultRouting builds the embedded distance-vector routing.
+func DefaultRouting(cfg core.Config) core.Routing {
+	return routing.New(routing.Options{Logger: cfg.Logger})
+}
+
+// DefaultDiscovery builds the embedded mesh discovery.
+func DefaultDiscovery(cfg core.Config) core.Discovery {
+	return discovery.NewMesh(discovery.MeshOptions{Logger: cfg.Logger, Client: cfg.Caps&wire.CapServer == 0})
+}
+
 // WithID gives the node a chosen id instead of a random one.
 func WithID(id NodeID) Option { return func(s *settings) { s.id = id } }
 
 // New returns a node with the embedded defaults: tcp, quic and pipe
-// transports; it routes, serves and dials. The engine starts on first use.
+// transports, distance-vector routing and mesh discovery; it routes, serves
+// and dials. The engine starts on first use.
 func New(opts ...Option) AstraNet {
-	s := settings{cfg: core.DefaultConfig(), transports: map[string]core.Transport{}}
+	s := settings{cfg: core.DefaultConfig(), transports: map[string]core.Transport{},
+		routing: DefaultRouting, discovery: DefaultDiscovery}
 	t := tcp.New()
 	for _, n := range []string{"", "tcp", "tcp4", "tcp6"} {
 		s.transports[n] = t
@@ -91,8 +120,14 @@ type node struct {
 
 func (n *node) engine() (*core.Node, error) {
 	n.once.Do(func() {
-		n.core, n.initErr = core.New(core.Options{Config: n.s.cfg, ID: n.s.id,
-			Transports: n.s.transports, LoopBack: n.s.loopBack})
+		o := core.Options{Config: n.s.cfg, ID: n.s.id, Transports: n.s.transports, LoopBack: n.s.loopBack}
+		if n.s.routing != nil {
+			o.Routing = n.s.routing(n.s.cfg)
+		}
+		if n.s.discovery != nil {
+			o.Discovery = n.s.discovery(n.s.cfg)
+		}
+		n.core, n.initErr = core.New(o)
 	})
 	return n.core, n.initErr
 }
