@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/astranet-go/astranet/core"
+	"github.com/astranet-go/astranet/plugins"
+	"github.com/astranet-go/astranet/sdk"
+	"github.com/astranet-go/astranet/sdk/sdktest"
+	"github.com/hashicorp/go-hclog"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+var prefixes atomic.Int64
+
+// newPrefix gives each discovery under test a prefix of its own.
+func newPrefix() string {
+	return fmt.Sprintf("/astranet-test/%d-%d/", time.Now().UnixNano(), prefixes.Add(1))
+}
+
+func newTestDiscovery(t testing.TB, prefix string) *etcdDiscovery {
+	e := newEtcdDiscovery(hclog.NewNullLogger())
+	if err := e.Configure(map[string]string{"endpoints": etcdEndpoint, "prefix": prefix, "ttl": "5", "addrs": "127.0.0.1:10000"}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestConformance(t *testing.T) {
+	sdktest.Discovery(t, func() core.Discovery { return newTestDiscovery(t, newPrefix()) })
+}
+
+func TestConformanceOverGRPC(t *testing.T) {
+	sdktest.Discovery(t, func() core.Discovery {
+		g, err := sdktest.OverGRPC(newTestDiscovery(t, newPrefix()), sdk.ClientConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	})
+}
+
+func TestConformanceSubprocess(t *testing.T) {
+	sdktest.Discovery(t, func() core.Discovery {
+		return loadPlugin(t, newPrefix())
+	})
+}
+
+func loadPlugin(t testing.TB, prefix string) *plugins.Discovery {
+	cfg := plugins.DefaultConfig(pluginBin)
+	cfg.Options = map[string]string{"endpoints": etcdEndpoint, "prefix": prefix, "ttl": "5", "addrs": "127.0.0.1:10000,127.0.0.1:10001"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := plugins.LoadDiscovery(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func findService(n *core.Node, name string, node core.NodeID) (core.Service, bool) {
+	for _, s := range n.Services() {
+		if s.Name == name && s.Node == node {
+			return s, true
+		}
+	}
+	return core.Service{}, false
+}
+
+func waitUntil(t testing.TB, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestNodesWithoutALink: two nodes that share no link find each other's
+// services through etcd, each through its own plugin process; a node that
+// closes takes its services with it.
+func TestNodesWithoutALink(t *testing.T) {
+	prefix := newPrefix()
+	quiet := core.DefaultConfig()
+	quiet.Logger = hclog.NewNullLogger()
+	a, err := core.New(core.Options{Config: quiet, Discovery: loadPlugin(t, prefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := core.New(core.Options{Config: quiet, Discovery: loadPlugin(t, prefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Bind(0, "svc-a"); err != nil {
+		t.Fatal(err)
+	}
+	lnB, err := b.Bind(0, "svc-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a to see svc-b", 10*time.Second, func() bool { _, ok := findService(a, "svc-b", b.ID()); return ok })
+	waitUntil(t, "b to see svc-a", 10*time.Second, func() bool { _, ok := findService(b, "svc-a", a.ID()); return ok })
+	s, _ := findService(a, "svc-b", b.ID())
+	if s.Port != lnB.Addr().(core.Addr).Port || s.Metadata["addrs"] != "127.0.0.1:10000,127.0.0.1:10001" {
+		t.Fatalf("a sees %+v", s)
+	}
+	if len(a.Links()) != 0 || len(b.Links()) != 0 {
+		t.Fatal("the nodes share a link")
+	}
+	lnB.Close()
+	waitUntil(t, "svc-b to go after Close of its listener", 10*time.Second, func() bool { _, ok := findService(a, "svc-b", b.ID()); return !ok })
+	if _, err := b.Bind(0, "svc-b2"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a to see svc-b2", 10*time.Second, func() bool { _, ok := findService(a, "svc-b2", b.ID()); return ok })
+	b.Close() // revokes b's lease
+	waitUntil(t, "b's services to go with its lease", 10*time.Second, func() bool { _, ok := findService(a, "svc-b2", b.ID()); return !ok })
+}
+
+// TestCompaction: a watch that resumes from a revision etcd has compacted
+// away makes the plugin reset the host's view and send a fresh snapshot,
+// which holds what changed meanwhile.
+func TestCompaction(t *testing.T) {
+	prefix := newPrefix()
+	impl := newTestDiscovery(t, prefix)
+	g, err := sdktest.OverGRPC(impl, sdk.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var mu sync.Mutex
+	var view []core.Service
+	mesh := sdktest.NewMesh()
+	if err := g.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	has := func(name string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range view {
+			if s.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	if err := g.Register(core.Service{Name: "before", Node: mesh.ID(), Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "before", 5*time.Second, func() bool { return has("before") })
+
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := resp.Header.Revision
+	// Changes the plugin will have missed, then a compaction past them.
+	other := core.NodeID(0xfeed)
+	var last int64
+	for i := range 5 {
+		val := fmt.Sprintf(`{"name":"after-%d","node":%q,"port":%d}`, i, other.String(), 10+i)
+		r, err := cli.Put(ctx, fmt.Sprintf("%safter-%d/%s/%d", prefix, i, other, 10+i), val)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = r.Header.Revision
+	}
+	if _, err := cli.Compact(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	resets := g.Resets()
+	select {
+	case impl.rewatch <- old:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch loop did not take the rewatch")
+	}
+	waitUntil(t, "a reset", 5*time.Second, func() bool { return g.Resets() > resets })
+	waitUntil(t, "the fresh snapshot", 5*time.Second, func() bool {
+		for i := range 5 {
+			if !has(fmt.Sprintf("after-%d", i)) {
+				return false
+			}
+		}
+		return has("before")
+	})
+	// The watch goes on after the reset.
+	if _, err := cli.Delete(ctx, fmt.Sprintf("%safter-0/%s/10", prefix, other)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "after-0 to go", 5*time.Second, func() bool { return !has("after-0") })
+}
+
+// TestGarbageValues: keys under the prefix that another writer filled with
+// garbage are skipped, not fatal.
+func TestGarbageValues(t *testing.T) {
+	prefix := newPrefix()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, v := range []string{"", "{", `{"name":"x","node":"nothex","port":1}`, strings.Repeat("x", maxValueBytes+1)} {
+		if _, err := cli.Put(ctx, prefix+"junk/"+fmt.Sprint(len(v)), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newTestDiscovery(t, prefix)
+	var mu sync.Mutex
+	var view []core.Service
+	mesh := sdktest.NewMesh()
+	if err := e.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.Register(core.Service{Name: "good", Node: mesh.ID(), Port: 3})
+	waitUntil(t, "only the good service", 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(view) == 1 && view[0].Name == "good"
+	})
+}
+
+func TestConfigure(t *testing.T) {
+	for _, opts := range []map[string]string{
+		{},
+		{"endpoints": "x", "prefix": "nope"},
+		{"endpoints": "x", "ttl": "1"},
+		{"endpoints": "x", "ttl": "ten"},
+		{"endpoints": "x", "dial_timeout": "-1s"},
+	} {
+		if err := newEtcdDiscovery(hclog.NewNullLogger()).Configure(opts); err == nil {
+			t.Errorf("Configure(%v) accepted", opts)
+		}
+	}
+}

@@ -1,0 +1,36 @@
+// Command astranet-discovery-etcd is an astranet discovery plugin backed by
+// etcd, for deployments whose nodes span networks that the mesh does not
+// join: every node writes its services to etcd and watches everyone's.
+//
+// Each node holds one lease, kept alive while the plugin runs and revoked
+// when it closes (so a node that dies takes its services with it after the
+// lease's TTL). Each registered service is one key under the prefix,
+//
+//	<prefix><name>/<node id>/<port>   (the name path-escaped)
+//
+// whose value is JSON: name, node, port, metadata and the node's listen
+// addresses, which the host passes in the "addrs" option and which appear in
+// the published metadata under "addrs". The plugin watches the prefix from
+// the revision of its snapshot; when etcd has compacted past that revision
+// it tells the host to reset its view and sends a fresh snapshot.
+//
+// Options (plugins.Config.Options): "endpoints" (comma-separated, required),
+// "prefix" (default /astranet/services/), "ttl" (lease seconds, default 10),
+// "addrs" (comma-separated), "dial_timeout" (a Go duration, default 5s).
+package main
+
+import (
+	"os"
+
+	"github.com/astranet-go/astranet/sdk"
+	"github.com/hashicorp/go-hclog"
+)
+
+func main() {
+	log := hclog.New(&hclog.LoggerOptions{Name: "discovery-etcd", Output: os.Stderr, JSONFormat: true,
+		Level: hclog.LevelFromString(os.Getenv("ASTRANET_PLUGIN_LOG_LEVEL"))})
+	if err := sdk.Serve(sdk.ServeConfig{Discovery: newEtcdDiscovery(log), Logger: log}); err != nil {
+		log.Error("serve", "error", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,193 @@
+package plugins_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/astranet-go/astranet/core"
+	"github.com/astranet-go/astranet/plugins"
+	"github.com/astranet-go/astranet/sdk/sdktest"
+	"github.com/hashicorp/go-hclog"
+)
+
+func load(tb testing.TB, cfg plugins.Config) *plugins.Discovery {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := plugins.LoadDiscovery(ctx, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+func TestConformanceExamplePlugin(t *testing.T) {
+	sdktest.Discovery(t, func() core.Discovery { return load(t, plugins.DefaultConfig(examplePlugin)) })
+}
+
+func TestConformanceAutoMTLS(t *testing.T) {
+	cfg := plugins.DefaultConfig(examplePlugin)
+	cfg.AutoMTLS = true
+	sdktest.Discovery(t, func() core.Discovery { return load(t, cfg) })
+}
+
+func TestLoadErrors(t *testing.T) {
+	sum := sha256.Sum256([]byte("not the binary"))
+	notExec := filepath.Join(t.TempDir(), "plain")
+	os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
+	for _, c := range []struct {
+		name string
+		cfg  plugins.Config
+		want string
+	}{
+		{"no path", plugins.Config{}, "no plugin path"},
+		{"missing", plugins.Config{Path: "/nonexistent/plugin"}, "no such file"},
+		{"not executable", plugins.Config{Path: notExec}, "not an executable"},
+		{"short checksum", plugins.Config{Path: examplePlugin, Checksum: []byte{1, 2}}, "SHA-256"},
+		{"wrong checksum", plugins.Config{Path: examplePlugin, Checksum: sum[:]}, "checksum"},
+		{"not a plugin", plugins.Config{Path: "/bin/true"}, "plugin"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			d, err := plugins.LoadDiscovery(ctx, c.cfg)
+			if err == nil {
+				d.Close()
+				t.Fatal("loaded")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not say %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestChecksum(t *testing.T) {
+	b, err := os.ReadFile(examplePlugin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	cfg := plugins.DefaultConfig(examplePlugin)
+	cfg.Checksum = sum[:]
+	d := load(t, cfg)
+	n, err := core.New(core.Options{Config: quiet(), Discovery: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, err := n.Bind(0, "checked"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the service", 5*time.Second, func() bool { return hasService(n, "checked", n.ID()) })
+}
+
+// TestKillRestart kills the discovery plugin with SIGKILL mid-run: the node
+// goes on serving the last view (a dial by name still works), the plugin is
+// restarted and gets the node's registrations back.
+func TestKillRestart(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "services.json")
+	var d *plugins.Discovery
+	p := newPair(t, nil, func(echo core.Service) core.Discovery {
+		writeServices(t, file, echo)
+		cfg := plugins.DefaultConfig(filePlugin)
+		cfg.Options = map[string]string{"path": file, "poll": "50ms"}
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "host", Output: &testWriter{t}, Level: hclog.Info})
+		d = load(t, cfg)
+		return d
+	})
+	defer p.close()
+	if _, err := p.a.Bind(0, "local"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "echo and local in a's view", 5*time.Second, func() bool {
+		return hasService(p.a, "echo", p.b.ID()) && hasService(p.a, "local", p.a.ID())
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := dialEcho(ctx, p.a); err != nil {
+		t.Fatal(err)
+	}
+
+	for round := 1; round <= 2; round++ {
+		pid := d.Pid()
+		if pid == 0 {
+			t.Fatal("no plugin pid")
+		}
+		killed := time.Now()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the crash to be seen", 2*time.Second, d.Stale)
+		seen := time.Since(killed)
+		if !hasService(p.a, "echo", p.b.ID()) || !hasService(p.a, "local", p.a.ID()) {
+			t.Fatalf("the view was dropped with the plugin: %v", p.a.Services())
+		}
+		if err := dialEcho(ctx, p.a); err != nil {
+			t.Fatalf("dial while the plugin is down: %v", err)
+		}
+		waitUntil(t, "the restarted plugin's view", 5*time.Second, func() bool {
+			return d.Restarts() == round && !d.Stale()
+		})
+		back := time.Since(killed)
+		if !hasService(p.a, "local", p.a.ID()) || !hasService(p.a, "echo", p.b.ID()) {
+			t.Fatalf("registrations not replayed: %v", p.a.Services())
+		}
+		if d.Pid() == pid {
+			t.Fatal("same pid after restart")
+		}
+		t.Logf("round %d: crash seen after %v; plugin serving again after %v (restart took %v)",
+			round, seen.Round(time.Microsecond), back.Round(time.Microsecond), d.LastRestart().Round(time.Microsecond))
+		if back > 2*time.Second {
+			t.Errorf("plugin back after %v; want well under a second", back)
+		}
+		if err := dialEcho(ctx, p.a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A registration made after the restarts reaches the new process.
+	if _, err := p.a.Bind(0, "late"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "late", 5*time.Second, func() bool { return hasService(p.a, "late", p.a.ID()) })
+}
+
+// TestFrozenPluginRestarted: a plugin that stops answering (SIGSTOP) is
+// deemed hung after three progress intervals, killed and replaced.
+func TestFrozenPluginRestarted(t *testing.T) {
+	cfg := plugins.DefaultConfig(examplePlugin)
+	cfg.ProgressInterval = 100 * time.Millisecond
+	cfg.KillTimeout = 300 * time.Millisecond
+	d := load(t, cfg)
+	n, err := core.New(core.Options{Config: quiet(), Discovery: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, err := n.Bind(0, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "kept", 5*time.Second, func() bool { return hasService(n, "kept", n.ID()) })
+	pid := d.Pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	waitUntil(t, "a restart", 5*time.Second, func() bool { return d.Restarts() == 1 && !d.Stale() })
+	if !hasService(n, "kept", n.ID()) {
+		t.Fatal("registration lost")
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,118 @@
+package plugins
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/astranet-go/astranet/sdk"
+	"github.com/hashicorp/go-plugin"
+)
+
+// ErrClosed: the proxy was closed.
+var ErrClosed = errors.New("plugins: closed")
+
+// process is one run of a plugin binary and the client go-plugin dispensed.
+type process struct {
+	client  *plugin.Client
+	raw     any // *sdk.DiscoveryClient or *sdk.RoutingClient
+	pid     int
+	started time.Time
+}
+
+// launch starts the binary and completes the handshake, within ctx and the
+// start timeout.
+func launch(ctx context.Context, cfg Config, name string, p plugin.Plugin) (*process, error) {
+	cc := &plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          plugin.PluginSet{name: p},
+		Cmd:              exec.Command(cfg.Path, cfg.Args...),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         cfg.AutoMTLS,
+		Logger:           cfg.Logger.Named(name),
+		StartTimeout:     cfg.StartTimeout,
+	}
+	if len(cfg.Checksum) != 0 {
+		cc.SecureConfig = &plugin.SecureConfig{Checksum: cfg.Checksum, Hash: sha256.New()}
+	}
+	client := plugin.NewClient(cc)
+	type result struct {
+		raw any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rpc, err := client.Client()
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		raw, err := rpc.Dispense(name)
+		done <- result{raw, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			client.Kill()
+			return nil, fmt.Errorf("plugins: starting %s: %w", cfg.Path, r.err)
+		}
+		p := &process{client: client, raw: r.raw, started: time.Now()}
+		if rc := client.ReattachConfig(); rc != nil {
+			p.pid = rc.Pid
+		}
+		return p, nil
+	case <-ctx.Done():
+		go func() {
+			<-done
+			client.Kill()
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// exited reports whether the process has ended.
+func (p *process) exited() bool { return p.client.Exited() }
+
+// waitExit waits up to d for the process to end; a stream that broke because
+// the process died breaks a moment before go-plugin reaps it.
+func (p *process) waitExit(ctx context.Context, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !p.exited() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
+}
+
+// kill stops the process: go-plugin asks the plugin to exit and kills it
+// two seconds later, but its request waits for an answer that a frozen
+// process never gives, so past timeout the process gets SIGKILL.
+func (p *process) kill(timeout time.Duration) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.client.Kill()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(timeout):
+	}
+	if p.pid > 0 && !p.exited() {
+		if proc, err := os.FindProcess(p.pid); err == nil {
+			proc.Kill()
+		}
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(time.Second):
+		return fmt.Errorf("plugins: plugin did not exit within %v", timeout)
+	}
+}

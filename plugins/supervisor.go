@@ -1,0 +1,170 @@
+package plugins
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+)
+
+// checkInterval is how often the supervisor looks at a plugin that has given
+// no sign of trouble: the backstop behind the broken-stream signal.
+const checkInterval = 100 * time.Millisecond
+
+// supervisor keeps one plugin process running: it restarts it with backoff
+// when it dies or hangs. The proxies hook in what a fresh process needs.
+type supervisor struct {
+	cfg       Config
+	log       hclog.Logger
+	name      string
+	newPlugin func() plugin.Plugin
+	// activate readies a fresh process (Configure, replays, streams) before
+	// it becomes current.
+	activate func(ctx context.Context, p *process) error
+	// hung reports a live process that stopped answering; nil: never.
+	hung func(p *process) bool
+	// down is told of a process found dead or hung, before the restarts.
+	down func(p *process, why string)
+	// up is told of a process that just became current.
+	up func(p *process)
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	broken chan struct{}
+
+	mu       sync.Mutex
+	cur      atomic.Pointer[process]
+	closed   bool
+	restarts atomic.Int64
+	lastGap  atomic.Int64 // nanoseconds from the last crash seen to serving again
+}
+
+func (s *supervisor) init() {
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.broken = make(chan struct{}, 1)
+}
+
+// start makes p current (it is already activated) and begins watching it.
+func (s *supervisor) start(p *process) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.cur.Store(p)
+	s.up(p)
+	s.wg.Add(1)
+	go s.watch()
+	return true
+}
+
+// streamBroke is the clients' OnBroken: it wakes the watcher at once.
+func (s *supervisor) streamBroke(error) {
+	select {
+	case s.broken <- struct{}{}:
+	default:
+	}
+}
+
+func (s *supervisor) watch() {
+	defer s.wg.Done()
+	t := time.NewTicker(checkInterval)
+	defer t.Stop()
+	for {
+		brokeNow := false
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.broken:
+			brokeNow = true
+		case <-t.C:
+		}
+		p := s.cur.Load()
+		if p == nil {
+			continue
+		}
+		why := ""
+		switch {
+		case p.exited() || (brokeNow && p.waitExit(s.ctx, 250*time.Millisecond)):
+			why = "plugin process exited"
+		case s.hung != nil && s.hung(p):
+			why = "plugin stopped answering"
+		default:
+			continue
+		}
+		detected := time.Now()
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		s.cur.Store(nil)
+		s.mu.Unlock()
+		s.log.Warn("plugin down; restarting", "plugin", s.name, "reason", why)
+		s.down(p, why)
+		if err := p.kill(s.cfg.KillTimeout); err != nil {
+			s.log.Warn("killing the old plugin process", "error", err)
+		}
+		if !s.restart(detected) {
+			return
+		}
+	}
+}
+
+// restart launches and activates processes, with backoff, until one serves
+// or the supervisor closes.
+func (s *supervisor) restart(detected time.Time) bool {
+	wait := s.cfg.MinBackoff
+	for attempt := 1; ; attempt++ {
+		jittered := wait - time.Duration(rand.Int64N(int64(wait)/4+1))
+		select {
+		case <-s.ctx.Done():
+			return false
+		case <-time.After(jittered):
+		}
+		p, err := launch(s.ctx, s.cfg, s.name, s.newPlugin())
+		if err == nil {
+			if err = s.activate(s.ctx, p); err != nil {
+				p.kill(s.cfg.KillTimeout)
+			}
+		}
+		if err == nil {
+			s.mu.Lock()
+			if s.closed {
+				s.mu.Unlock()
+				p.kill(s.cfg.KillTimeout)
+				return false
+			}
+			s.cur.Store(p)
+			s.up(p)
+			s.mu.Unlock()
+			gap := time.Since(detected)
+			s.restarts.Add(1)
+			s.lastGap.Store(int64(gap))
+			s.log.Info("plugin restarted", "plugin", s.name, "attempt", attempt, "took", gap)
+			return true
+		}
+		if s.ctx.Err() != nil {
+			return false
+		}
+		s.log.Warn("plugin restart failed", "plugin", s.name, "attempt", attempt, "error", err)
+		wait = min(2*wait, s.cfg.MaxBackoff)
+	}
+}
+
+// close stops supervising and returns the current process, if any, for the
+// caller to stop.
+func (s *supervisor) close() *process {
+	s.mu.Lock()
+	s.closed = true
+	p := s.cur.Swap(nil)
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return p
+}
