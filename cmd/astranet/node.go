@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/astranet-go/astranet"
+	"github.com/hashicorp/go-hclog"
+)
+
+// listenAddrer is the part of the concrete node that reports the address
+// ListenAndServe chose, for ":0".
+type listenAddrer interface {
+	ListenAddr(network, addr string) (net.Addr, error)
+}
+
+// proxyDialTimeout bounds the dial behind one exposed or forwarded connection.
+const proxyDialTimeout = 10 * time.Second
+
+func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("node", "-listen network://host:port | -join network://host:port [flags]", stderr)
+	var listens, joins, exposes, forwards listFlag
+	fs.Var(&listens, "listen", "accept links on `network://host:port`, e.g. tcp4://:10000 or quic://:10001 (repeatable)")
+	fs.Var(&joins, "join", "keep a link to the node at `network://host:port` (repeatable)")
+	fs.Var(&exposes, "expose", "bind a service and proxy each stream to it to a local TCP address: `name=host:port` (repeatable)")
+	fs.Var(&forwards, "forward", "listen on a local TCP address and proxy each connection to a service: `host:port=name` (repeatable)")
+	statusEvery := fs.Duration("status-interval", 0, "print routes (links) and services this often; 0 never")
+	verbose := fs.Bool("v", false, "log at Debug level")
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	cfg, err := parseNodeFlags(listens, joins, exposes, forwards)
+	if err == nil && *statusEvery < 0 {
+		err = fmt.Errorf("-status-interval %v is negative", *statusEvery)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "astranet node: %v\n", err)
+		fs.Usage()
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := newLogger(stderr, *verbose)
+	r := &nodeRunner{node: astranet.New(astranet.WithLogger(log)), out: stdout, log: log.Named("cmd")}
+	err = r.start(ctx, cfg)
+	if err == nil {
+		r.wait(ctx, *statusEvery)
+	}
+	r.stop()
+	if err != nil {
+		fmt.Fprintf(stderr, "astranet node: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// nodeConfig is the node command's flags, checked.
+type nodeConfig struct {
+	listens, joins []endpoint
+	exposes        []pair // service name = local TCP address
+	forwards       []pair // local TCP address = service name
+}
+
+type endpoint struct{ network, addr string }
+
+type pair struct{ left, right string }
+
+func parseNodeFlags(listens, joins, exposes, forwards []string) (nodeConfig, error) {
+	var cfg nodeConfig
+	if len(listens)+len(joins) == 0 {
+		return cfg, errors.New("give at least one -listen or -join")
+	}
+	for _, s := range listens {
+		n, a, err := parseEndpoint(s)
+		if err != nil {
+			return cfg, fmt.Errorf("-listen %v", err)
+		}
+		cfg.listens = append(cfg.listens, endpoint{n, a})
+	}
+	for _, s := range joins {
+		n, a, err := parseEndpoint(s)
+		if err != nil {
+			return cfg, fmt.Errorf("-join %v", err)
+		}
+		cfg.joins = append(cfg.joins, endpoint{n, a})
+	}
+	for _, s := range exposes {
+		name, addr, err := parsePair(s, "name=host:port")
+		if err != nil {
+			return cfg, fmt.Errorf("-expose %v", err)
+		}
+		cfg.exposes = append(cfg.exposes, pair{name, addr})
+	}
+	for _, s := range forwards {
+		addr, name, err := parsePair(s, "host:port=name")
+		if err != nil {
+			return cfg, fmt.Errorf("-forward %v", err)
+		}
+		cfg.forwards = append(cfg.forwards, pair{addr, name})
+	}
+	return cfg, nil
+}
+
+// nodeRunner is a running node with the listeners and proxies around it.
+type nodeRunner struct {
+	node      astranet.AstraNet
+	out       io.Writer
+	log       hclog.Logger
+	listeners []net.Listener
+	wg        sync.WaitGroup // accept loops and proxies
+}
+
+// start brings the node up as cfg asks and prints what it did. It stops at
+// the first thing that fails.
+func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
+	fmt.Fprintf(r.out, "node %s\n", r.node.ID())
+	for _, e := range cfg.listens {
+		a, err := r.node.(listenAddrer).ListenAddr(e.network, e.addr)
+		if err != nil {
+			return fmt.Errorf("listen %s://%s: %w", e.network, e.addr, err)
+		}
+		fmt.Fprintf(r.out, "listening on %s://%s\n", e.network, a)
+	}
+	for _, p := range cfg.exposes {
+		name, target := p.left, p.right
+		l, err := r.node.Bind("", name)
+		if err != nil {
+			return fmt.Errorf("expose %s: %w", name, err)
+		}
+		r.serve(l, func(c net.Conn) {
+			var d net.Dialer
+			dctx, cancel := context.WithTimeout(ctx, proxyDialTimeout)
+			t, err := d.DialContext(dctx, "tcp", target)
+			cancel()
+			if err != nil {
+				r.log.Warn("expose: cannot reach the local service", "service", name, "error", err)
+				c.Close()
+				return
+			}
+			proxy(c, t)
+		})
+		fmt.Fprintf(r.out, "exposing service %q -> tcp://%s\n", name, target)
+	}
+	for _, p := range cfg.forwards {
+		local, name := p.left, p.right
+		l, err := net.Listen("tcp", local)
+		if err != nil {
+			return fmt.Errorf("forward %s: %w", local, err)
+		}
+		r.serve(l, func(c net.Conn) {
+			s, err := r.node.DialTimeout("", name, proxyDialTimeout)
+			if err != nil {
+				r.log.Warn("forward: cannot reach the service", "service", name, "error", err)
+				c.Close()
+				return
+			}
+			proxy(c, s)
+		})
+		fmt.Fprintf(r.out, "forwarding tcp://%s -> service %q\n", l.Addr(), name)
+	}
+	for _, e := range cfg.joins {
+		if err := r.node.Join(e.network, e.addr); err != nil {
+			return fmt.Errorf("join %s://%s: %w", e.network, e.addr, err)
+		}
+		fmt.Fprintf(r.out, "joined %s://%s\n", e.network, e.addr)
+	}
+	fmt.Fprintln(r.out, "running; stop with Ctrl-C (SIGINT) or SIGTERM")
+	return nil
+}
+
+// serve accepts from l until it is closed, handling each connection in its
+// own goroutine (these are the application's proxies, not the library's).
+func (r *nodeRunner) serve(l net.Listener, handle func(net.Conn)) {
+	r.listeners = append(r.listeners, l)
+	r.wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				if !errors.Is(err, net.ErrClosed) && !errors.Is(err, astranet.ErrClosed) {
+					r.log.Error("listener stopped", "addr", l.Addr(), "error", err)
+				}
+				return
+			}
+			r.wg.Go(func() { handle(c) })
+		}
+	})
+}
+
+// wait blocks until ctx ends, printing the status every interval (if > 0).
+func (r *nodeRunner) wait(ctx context.Context, interval time.Duration) {
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			r.printStatus()
+		}
+	}
+}
+
+func (r *nodeRunner) printStatus() {
+	routes, services := r.node.Routes(), r.node.Services()
+	fmt.Fprintf(r.out, "status %s: routes %d, services %d\n", time.Now().Format(time.TimeOnly), len(routes), len(services))
+	for _, rt := range routes {
+		fmt.Fprintf(r.out, "  route   %s via %s metric %d\n", rt.Host, rt.Upstream, rt.Metric)
+	}
+	for _, s := range services {
+		name := s.Service
+		if name == "" {
+			name = "(port only)"
+		}
+		fmt.Fprintf(r.out, "  service %-20s at %s:%d\n", name, s.Host, s.Port)
+	}
+}
+
+// stop closes the listeners and the node, which ends every stream and so
+// every proxy, then waits for them.
+func (r *nodeRunner) stop() {
+	for _, l := range r.listeners {
+		l.Close()
+	}
+	if err := r.node.Close(); err != nil {
+		r.log.Warn("close", "error", err)
+	}
+	r.wg.Wait()
+	fmt.Fprintln(r.out, "stopped")
+}
