@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/astranet-go/astranet"
+)
+
+// astranetLib is astranet with its defaults: node b listens on loopback TCP
+// and binds port benchPort, node a joins it and dials "<b-id>:<port>". With
+// routed set, a third node r sits between them: a joins r, r joins b, and
+// every stream crosses r.
+type astranetLib struct{ routed bool }
+
+func init() { register(astranetLib{}) }
+
+func (l astranetLib) Name() string {
+	if l.routed {
+		return "astranet-routed"
+	}
+	return "astranet"
+}
+
+const benchPort = 7000
+
+// listenAddr is implemented by astranet's nodes: ListenAndServe that says
+// where it listens.
+type listenAddr interface {
+	ListenAddr(network, address string) (net.Addr, error)
+}
+
+func (l astranetLib) Setup() (Opener, Acceptor, func(), error) {
+	a, b := astranet.New(), astranet.New()
+	nodes := []astranet.AstraNet{a, b}
+	if l.routed {
+		nodes = append(nodes, astranet.New())
+	}
+	cleanup := func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	}
+	// a joins the next node, which (if routed) joins b.
+	chain := []astranet.AstraNet{a, b}
+	if l.routed {
+		chain = []astranet.AstraNet{a, nodes[2], b}
+	}
+	for i := 0; i+1 < len(chain); i++ {
+		addr, err := chain[i+1].(listenAddr).ListenAddr("tcp4", "127.0.0.1:0")
+		if err != nil {
+			cleanup()
+			return nil, nil, nil, err
+		}
+		if err := chain[i].Join("tcp4", addr.String()); err != nil {
+			cleanup()
+			return nil, nil, nil, err
+		}
+	}
+	ln, err := b.Bind("", fmt.Sprintf(":%d", benchPort))
+	if err != nil {
+		cleanup()
+		return nil, nil, nil, err
+	}
+	o := astranetOpener{dial: a.Dial, target: fmt.Sprintf("%s:%d", b.ID().String(), benchPort)}
+	// Warm up: retry until the route to b is known, then discard that stream
+	// so that workloads see only their own.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := o.Open()
+		if err == nil {
+			c.Close()
+			if s, err := ln.Accept(); err == nil {
+				s.Close()
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			ln.Close()
+			cleanup()
+			return nil, nil, nil, fmt.Errorf("astranet: warm-up dial: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return o, ln, func() { ln.Close(); cleanup() }, nil
+}
+
+type astranetOpener struct {
+	dial   func(network, addr string) (net.Conn, error)
+	target string
+}
+
+func (o astranetOpener) Open() (net.Conn, error) { return o.dial("", o.target) }
