@@ -15,6 +15,7 @@ import (
 	"github.com/astranet-go/astranet/core/routing"
 	"github.com/astranet-go/astranet/core/wire"
 	"github.com/astranet-go/astranet/discovery"
+	"github.com/astranet-go/astranet/plugins"
 	"github.com/astranet-go/astranet/transports/pipe"
 	"github.com/astranet-go/astranet/transports/quic"
 	"github.com/astranet-go/astranet/transports/tcp"
@@ -30,8 +31,8 @@ type settings struct {
 	env        string // ".a.b" suffix for service names
 	loopBack   bool
 	id         NodeID
-	routing    func(core.Config) core.Routing   // nil: direct neighbours only
-	discovery  func(core.Config) core.Discovery // nil: ask the neighbours
+	routing    func(core.Config) (core.Routing, error)   // nil: direct neighbours only
+	discovery  func(core.Config) (core.Discovery, error) // nil: ask the neighbours
 }
 
 // WithLogger sends the node's logs to l.
@@ -67,25 +68,46 @@ func WithTLS(cfg *tls.Config) Option {
 // WithRouting replaces the embedded distance-vector routing: each node New
 // (or WithEnv, Client, ...) builds calls f for its own instance. A nil f
 // turns routing off: the node then reaches only its direct neighbours.
-func WithRouting(f func(core.Config) core.Routing) Option {
+func WithRouting(f func(core.Config) (core.Routing, error)) Option {
 	return func(s *settings) { s.routing = f }
 }
 
 // WithDiscovery replaces the embedded mesh discovery, as WithRouting does
 // routing. A nil f turns discovery off: a dial by name then asks the direct
 // neighbours.
-func WithDiscovery(f func(core.Config) core.Discovery) Option {
+func WithDiscovery(f func(core.Config) (core.Discovery, error)) Option {
 	return func(s *settings) { s.discovery = f }
 }
 
+// WithDiscoveryPlugin runs discovery in the plugin binary cfg names (see
+// package plugins): the node starts it, supervises it and restarts it.
+func WithDiscoveryPlugin(cfg plugins.Config) Option {
+	return WithDiscovery(func(c core.Config) (core.Discovery, error) {
+		if cfg.Logger == nil {
+			cfg.Logger = c.Logger
+		}
+		return plugins.LoadDiscovery(context.Background(), cfg)
+	})
+}
+
+// WithRoutingPlugin runs routing in the plugin binary cfg names.
+func WithRoutingPlugin(cfg plugins.Config) Option {
+	return WithRouting(func(c core.Config) (core.Routing, error) {
+		if cfg.Logger == nil {
+			cfg.Logger = c.Logger
+		}
+		return plugins.LoadRouting(context.Background(), cfg)
+	})
+}
+
 // DefaultRouting builds the embedded distance-vector routing.
-func DefaultRouting(cfg core.Config) core.Routing {
-	return routing.New(routing.Options{Logger: cfg.Logger})
+func DefaultRouting(cfg core.Config) (core.Routing, error) {
+	return routing.New(routing.Options{Logger: cfg.Logger}), nil
 }
 
 // DefaultDiscovery builds the embedded mesh discovery.
-func DefaultDiscovery(cfg core.Config) core.Discovery {
-	return discovery.NewMesh(discovery.MeshOptions{Logger: cfg.Logger, Client: cfg.Caps&wire.CapServer == 0})
+func DefaultDiscovery(cfg core.Config) (core.Discovery, error) {
+	return discovery.NewMesh(discovery.MeshOptions{Logger: cfg.Logger, Client: cfg.Caps&wire.CapServer == 0}), nil
 }
 
 // WithID gives the node a chosen id instead of a random one.
@@ -120,12 +142,25 @@ type node struct {
 
 func (n *node) engine() (*core.Node, error) {
 	n.once.Do(func() {
+		// Check first: a bad config must not leave a plugin process behind.
+		if n.initErr = n.s.cfg.Verify(); n.initErr != nil {
+			return
+		}
 		o := core.Options{Config: n.s.cfg, ID: n.s.id, Transports: n.s.transports, LoopBack: n.s.loopBack}
 		if n.s.routing != nil {
-			o.Routing = n.s.routing(n.s.cfg)
+			if o.Routing, n.initErr = n.s.routing(n.s.cfg); n.initErr != nil {
+				n.initErr = fmt.Errorf("astranet: routing: %w", n.initErr)
+				return
+			}
 		}
 		if n.s.discovery != nil {
-			o.Discovery = n.s.discovery(n.s.cfg)
+			if o.Discovery, n.initErr = n.s.discovery(n.s.cfg); n.initErr != nil {
+				if o.Routing != nil {
+					o.Routing.Close()
+				}
+				n.initErr = fmt.Errorf("astranet: discovery: %w", n.initErr)
+				return
+			}
 		}
 		n.core, n.initErr = core.New(o)
 	})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/astranet-go/astranet"
+	"github.com/astranet-go/astranet/plugins"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -33,6 +34,8 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&exposes, "expose", "bind a service and proxy each stream to it to a local TCP address: `name=host:port` (repeatable)")
 	fs.Var(&forwards, "forward", "listen on a local TCP address and proxy each connection to a service: `host:port=name` (repeatable)")
 	statusEvery := fs.Duration("status-interval", 0, "print routes (links) and services this often; 0 never")
+	discoveryPlugin := fs.String("discovery-plugin", "", "run discovery in the plugin binary at `path` instead of the embedded mesh discovery")
+	routingPlugin := fs.String("routing-plugin", "", "run routing in the plugin binary at `path` instead of the embedded distance-vector routing")
 	verbose := fs.Bool("v", false, "log at Debug level")
 	if code, done := parseFlags(fs, args); done {
 		return code
@@ -50,7 +53,14 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := newLogger(stderr, *verbose)
-	r := &nodeRunner{node: astranet.New(astranet.WithLogger(log)), out: stdout, log: log.Named("cmd")}
+	opts := []astranet.Option{astranet.WithLogger(log)}
+	if *discoveryPlugin != "" {
+		opts = append(opts, astranet.WithDiscoveryPlugin(plugins.DefaultConfig(*discoveryPlugin)))
+	}
+	if *routingPlugin != "" {
+		opts = append(opts, astranet.WithRoutingPlugin(plugins.DefaultConfig(*routingPlugin)))
+	}
+	r := &nodeRunner{node: astranet.New(opts...), out: stdout, log: log.Named("cmd")}
 	err = r.start(ctx, cfg)
 	if err == nil {
 		r.wait(ctx, *statusEvery)
