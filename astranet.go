@@ -14,8 +14,10 @@ import (
 type AstraNet interface {
 	// Dial opens a stream to hp: "<node-id>:<port>", "name" or "name:port".
 	// network selects how an instance of a service is chosen: "" at random,
+	// "roundrobin" in turn, "nearest" by lowest route metric,
 	// "registry://<key>" by consistent hashing on key, "vport2registry" by
-	// consistent hashing on the port. It waits at most 10 s.
+	// consistent hashing on the port. A name waits for discovery to know it;
+	// Dial waits at most 10 s in all.
 	Dial(network, hp string) (net.Conn, error)
 	// DialContext is Dial bounded by ctx instead of the default timeout.
 	DialContext(ctx context.Context, network, hp string) (net.Conn, error)
@@ -24,6 +26,9 @@ type AstraNet interface {
 	// Bind listens on hp: ":port", "name" or "name:port". network is ignored
 	// (kept for the original's shape).
 	Bind(network, hp string) (net.Listener, error)
+	// BindMeta is Bind with metadata that discovery announces with the
+	// service (ServiceId.Metadata at every node that sees it).
+	BindMeta(network, hp string, metadata map[string]string) (net.Listener, error)
 
 	// Attach runs a link over conn and blocks until the link ends.
 	Attach(conn io.ReadWriter) error
@@ -64,6 +69,9 @@ type Multiplexer = AstraNet
 
 // NodeID names a node: a uint64, written as 16 lowercase hex digits.
 type NodeID = core.NodeID
+
+// ParseNodeID reads a node id written as 16 hex digits.
+func ParseNodeID(s string) (NodeID, error) { return core.ParseNodeID(s) }
 
 // Errors that dials, streams and listeners return, wrapped in *net.OpError.
 // Test with errors.Is.

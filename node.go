@@ -128,16 +128,17 @@ func New(opts ...Option) AstraNet {
 	for _, o := range opts {
 		o(&s)
 	}
-	return &node{s: s}
+	return &node{s: s, roundRobin: discovery.RoundRobin()}
 }
 
 // node is the face over one core.Node, started lazily so that
 // New().WithEnv(...) costs nothing for the node it copies.
 type node struct {
-	s       settings
-	once    sync.Once
-	core    *core.Node
-	initErr error
+	s          settings
+	roundRobin discovery.Selector // this node's turn-taking, for the "roundrobin" network
+	once       sync.Once
+	core       *core.Node
+	initErr    error
 }
 
 func (n *node) engine() (*core.Node, error) {
@@ -176,7 +177,7 @@ func (n *node) derive(f func(*settings)) Multiplexer {
 		s.transports[k] = v
 	}
 	f(&s)
-	return &node{s: s}
+	return &node{s: s, roundRobin: discovery.RoundRobin()}
 }
 
 func (n *node) WithEnv(env ...string) Multiplexer {
@@ -250,7 +251,9 @@ func (n *node) Join(network, address string) error {
 	return c.Join(ctx, network, address)
 }
 
-func (n *node) Bind(network, hp string) (net.Listener, error) {
+func (n *node) Bind(network, hp string) (net.Listener, error) { return n.BindMeta(network, hp, nil) }
+
+func (n *node) BindMeta(network, hp string, metadata map[string]string) (net.Listener, error) {
 	c, err := n.engine()
 	if err != nil {
 		return nil, err
@@ -268,7 +271,7 @@ func (n *node) Bind(network, hp string) (net.Listener, error) {
 		}
 		name += n.s.env
 	}
-	return c.Bind(port, name)
+	return c.BindService(port, name, metadata)
 }
 
 func (n *node) Dial(network, hp string) (net.Conn, error) {
@@ -315,6 +318,12 @@ func (n *node) target(network, hp string) (core.Target, error) {
 	}
 	t := core.Target{Service: name + n.s.env, Port: port}
 	switch {
+	case network == "roundrobin":
+		t.Pick = n.roundRobin
+	case network == "nearest":
+		if c, err := n.engine(); err == nil {
+			t.Pick = discovery.Nearest(c.Routes)
+		}
 	case strings.HasPrefix(network, "registry://"):
 		t.Pick = discovery.Rendezvous(network)
 	case network == "vport2registry":

@@ -588,6 +588,11 @@ func (n *Node) Close() error {
 // Bind listens on port and, if name is not empty, under that service name.
 // Port 0 picks a free ephemeral port.
 func (n *Node) Bind(port uint32, name string) (*Listener, error) {
+	return n.BindService(port, name, nil)
+}
+
+// BindService is Bind with metadata that discovery announces with the service.
+func (n *Node) BindService(port uint32, name string, metadata map[string]string) (*Listener, error) {
 	if err := checkServiceName(name); err != nil {
 		return nil, err
 	}
@@ -618,7 +623,7 @@ func (n *Node) Bind(port uint32, name string) (*Listener, error) {
 		n.names[name] = ln
 	}
 	if n.discovery != nil {
-		if err := n.discovery.Register(Service{Name: name, Node: n.id, Port: port}); err != nil {
+		if err := n.discovery.Register(Service{Name: name, Node: n.id, Port: port, Metadata: metadata}); err != nil {
 			delete(n.ports, port)
 			delete(n.names, name)
 			return nil, fmt.Errorf("astranet: bind: registering %q: %w", name, err)
