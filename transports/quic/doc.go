@@ -18,9 +18,11 @@
 //
 // Why one stream per link: astranet multiplexes its own streams over a link,
 // with its own flow control, so a single ordered byte stream is all it needs,
-// and one link behaves the same on every transport. Spreading a link over
-// several QUIC streams (lanes) to avoid head-of-line blocking between
-// astranet streams is a possible later improvement.
+// and one link behaves the same on every transport. Under packet loss, lanes
+// help: join the same address several times and the node spreads its streams
+// over the links, each its own QUIC connection with its own congestion
+// controller. Several QUIC streams on one connection were measured too and
+// did not pay; docs/QUIC.md has the figures and the reasoning.
 //
 // # Closing
 //
