@@ -67,6 +67,8 @@ func TestQuickRun(t *testing.T) {
 		n++
 		name := r.Lib + "/" + r.Workload
 		switch {
+		case r.Lib == "astranet-quic" && r.NA != "":
+			// measured on bulk1, rtt and open only
 		case r.Workload == "routed" && r.Lib != "astranet":
 			if r.NA == "" {
 				t.Errorf("%s: want n/a (the peers do not route), got %+v", name, r)
@@ -81,8 +83,8 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("%s: no figures", name)
 		}
 	}
-	if n < 6*10 {
-		t.Errorf("got %d results, want at least 60 (6 libraries x 10 workloads)", n)
+	if n < 7*10 {
+		t.Errorf("got %d results, want at least 70 (7 libraries x 10 workloads)", n)
 	}
 
 	// Every library cell of every row but routed holds a number, or

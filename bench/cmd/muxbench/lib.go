@@ -34,7 +34,7 @@ type streamLimiter interface {
 }
 
 // libOrder is the column order of the table; libraries register in init.
-var libOrder = []string{"tcp", "yamux", "smux", "go-yamux", "quic", "astranet"}
+var libOrder = []string{"tcp", "yamux", "smux", "go-yamux", "quic", "astranet", "astranet-quic"}
 
 // peerLibs are the multiplexers astranet is compared against ("best peer").
 var peerLibs = map[string]bool{"yamux": true, "smux": true, "go-yamux": true, "quic": true}

@@ -135,6 +135,9 @@ func runGuarded(w Workload, lib Lib, e env, r *Result) (err error) {
 			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
 		}
 	}()
+	if lib.Name() == "astranet-quic" && !quicWorkloads[w.Name] {
+		return errNA("measured on tcp4 only")
+	}
 	return w.Run(lib, e, r)
 }
 
