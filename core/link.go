@@ -385,7 +385,7 @@ func (l *link) handleData(h wire.Header, p []byte) error {
 	}
 	discard := s.state&stClosed != 0 || s.err != nil
 	if !discard {
-		s.recvq.write(p)
+		s.queues().recv.write(p)
 		l.buffered.Add(n)
 	}
 	if h.Flags&wire.FlagFin != 0 {
@@ -427,7 +427,7 @@ func (l *link) relayData(s, next *Stream, h wire.Header, p []byte) error {
 		l.returnCredit(nil, n, 0) // the circuit is going; its RESET follows
 		return nil
 	}
-	next.sendq.write(p)
+	next.queues().send.write(p)
 	if fin {
 		next.state |= stFinQueued
 	}
@@ -450,7 +450,7 @@ func (l *link) handleAccept(id uint32, a wire.Accept) error {
 		}
 		s.state |= stAccepted
 		s.sendCredit = int64(a.Window)
-		ready := s.sendq.n > 0
+		ready := s.sendLen() > 0
 		s.mu.Unlock()
 		up.mu.Lock()
 		up.state |= stAccepted
@@ -529,7 +529,7 @@ func (l *link) handleWindow(id uint32, inc uint32) error {
 		s.mu.Unlock()
 		return &wire.ProtocolError{What: fmt.Sprintf("credit of circuit %d grows past 4 GiB", id)}
 	}
-	ready := s.sendq.n > 0 || (s.state&stFinQueued != 0 && s.state&stFinSent == 0)
+	ready := s.sendLen() > 0 || (s.state&stFinQueued != 0 && s.state&stFinSent == 0)
 	s.mu.Unlock()
 	if ready {
 		l.schedule(s)
@@ -685,7 +685,7 @@ func (l *link) fill(w *batch) {
 		s.next, s.inReady = nil, false
 
 		s.mu.Lock()
-		n := min(int64(s.sendq.n), s.sendCredit, maxFrame)
+		n := min(int64(s.sendLen()), s.sendCredit, maxFrame)
 		if s.err != nil {
 			n = 0
 		}
@@ -703,11 +703,12 @@ func (l *link) fill(w *batch) {
 		n = min(n, l.sendCredit)
 		var flags wire.Flags
 		for n > 0 {
-			c := s.sendq.head
+			q := &s.q.send // n > 0, so the queues exist
+			c := q.head
 			k := min(n, int64(c.wr-c.rd))
 			data := c.buf[c.rd : c.rd+int(k)]
 			c.rd += int(k)
-			s.sendq.n -= int(k)
+			q.n -= int(k)
 			s.sendCredit -= k
 			l.sendCredit -= k
 			n -= k
@@ -715,9 +716,9 @@ func (l *link) fill(w *batch) {
 				w.relayed = append(w.relayed, relayed{up, int(k)})
 			}
 			if c.rd == c.wr {
-				s.sendq.head = c.next
-				if s.sendq.head == nil {
-					s.sendq.tail = nil
+				q.head = c.next
+				if q.head == nil {
+					q.tail = nil
 				}
 				w.done = append(w.done, c)
 			}
@@ -735,7 +736,7 @@ func (l *link) fill(w *batch) {
 		if flags != 0 && s.state&stResetAfter != 0 {
 			w.frame(wire.Header{Length: 4, Type: wire.TypeReset, Circuit: s.id}, wire.AppendReset(nil, wire.CodeCancelled), nil)
 		}
-		more := s.err == nil && (s.sendq.n > 0 && s.sendCredit > 0)
+		more := s.err == nil && (s.sendLen() > 0 && s.sendCredit > 0)
 		s.wake() // room in the send buffer
 		done := s.finished()
 		s.mu.Unlock()
@@ -757,7 +758,7 @@ func (l *link) fill(w *batch) {
 // finDue reports whether the FIN should go now: CloseWrite was called and
 // everything before it is sent. Caller holds s.mu.
 func (s *Stream) finDue() bool {
-	return s.state&(stFinQueued|stFinSent) == stFinQueued && s.sendq.n == 0 && s.err == nil
+	return s.state&(stFinQueued|stFinSent) == stFinQueued && s.sendLen() == 0 && s.err == nil
 }
 
 func (l *link) flush(w *batch) error {

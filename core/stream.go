@@ -30,13 +30,11 @@ type Stream struct {
 
 	opened chan struct{} // dialler only: closed on ACCEPT or RESET
 
-	recvq       queue
 	recvWindow  uint32 // current window granted to the peer
 	recvUnacked uint32 // bytes read but not yet returned
 	recvAvail   int64  // credit the peer still holds
 	recvEpoch   int64  // link clock at the last credit update, for auto-tuning
 
-	sendq      queue
 	sendCredit int64
 
 	peer      NodeID // the node at the far end
@@ -44,7 +42,38 @@ type Stream struct {
 	peerPort  uint32
 	service   string // the name dialled (dialed) or the listener's name
 
-	x *streamExtra // under mu; nil until needed
+	q *streamQueues // under mu; nil until the first byte either way
+	x *streamExtra  // under mu; nil until needed
+}
+
+// streamQueues holds a stream's bytes in both directions; an idle stream
+// has none.
+type streamQueues struct {
+	recv queue // received, not yet read
+	send queue // written, not yet sent
+}
+
+// queues returns s.q, making it on first use. Caller holds s.mu.
+func (s *Stream) queues() *streamQueues {
+	if s.q == nil {
+		s.q = new(streamQueues)
+	}
+	return s.q
+}
+
+// recvLen and sendLen are the bytes queued each way. Caller holds s.mu.
+func (s *Stream) recvLen() int {
+	if s.q == nil {
+		return 0
+	}
+	return s.q.recv.n
+}
+
+func (s *Stream) sendLen() int {
+	if s.q == nil {
+		return 0
+	}
+	return s.q.send.n
 }
 
 // streamExtra holds what only some streams need.
@@ -120,12 +149,12 @@ func (s *Stream) opErr(op string, err error) error {
 func (s *Stream) Read(p []byte) (int, error) {
 	s.mu.Lock()
 	for {
-		if s.recvq.n > 0 {
+		if s.recvLen() > 0 {
 			if len(p) == 0 {
 				s.mu.Unlock()
 				return 0, nil
 			}
-			n := s.recvq.read(p)
+			n := s.q.recv.read(p)
 			inc := s.consumed(n)
 			s.mu.Unlock()
 			s.link.buffered.Add(-int64(n))
@@ -206,13 +235,13 @@ func (s *Stream) Write(p []byte) (int, error) {
 			s.mu.Unlock()
 			return total, nil
 		}
-		space := limit - s.sendq.n
+		space := limit - s.sendLen()
 		if space <= 0 {
 			s.wait()
 			continue
 		}
 		k := min(space, len(p))
-		s.sendq.write(p[:k])
+		s.queues().send.write(p[:k])
 		p, total = p[k:], total+k
 		ready := s.sendCredit > 0
 		s.mu.Unlock()
@@ -251,8 +280,10 @@ func (s *Stream) Close() error {
 	if s.state&stRecvFin == 0 {
 		s.state |= stResetAfter
 	}
-	n := s.recvq.n
-	s.recvq.free()
+	n := s.recvLen()
+	if s.q != nil {
+		s.q.recv.free()
+	}
 	s.stopTimers()
 	s.wake()
 	s.mu.Unlock()
@@ -353,7 +384,9 @@ func (s *Stream) fail(err error) {
 	if s.err == nil {
 		s.err = err
 	}
-	s.sendq.free()
+	if s.q != nil {
+		s.q.send.free()
+	}
 	s.state |= stFinSent
 	if s.opened != nil {
 		select {
