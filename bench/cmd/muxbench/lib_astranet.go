@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/astranet-go/astranet"
+	"github.com/astranet-go/astranet/core"
 )
 
 // astranetLib is astranet with its defaults: node b listens on loopback TCP
@@ -45,10 +46,14 @@ type listenAddr interface {
 }
 
 func (l astranetLib) Setup() (Opener, Acceptor, func(), error) {
-	a, b := astranet.New(), astranet.New()
+	// The accept backlog (default 1024) refuses opens beyond it; manyactive
+	// and busyecho open 10k streams at once, so raise it, as the go-yamux and
+	// quic adapters raise their incoming-stream caps.
+	opts := []astranet.Option{astranet.WithConfig(func(c *core.Config) { c.Backlog = 1 << 16 })}
+	a, b := astranet.New(opts...), astranet.New(opts...)
 	nodes := []astranet.AstraNet{a, b}
 	if l.routed {
-		nodes = append(nodes, astranet.New())
+		nodes = append(nodes, astranet.New(opts...))
 	}
 	cleanup := func() {
 		for _, n := range nodes {
