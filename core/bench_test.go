@@ -124,3 +124,66 @@ func pingPong(b *testing.B, c net.Conn) {
 		}
 	}
 }
+
+// BenchmarkBulk100 is the harness's bulk100 in miniature, for profiling: 100
+// streams writing at once over one TCP link.
+func BenchmarkBulk100(b *testing.B) {
+	x, y := newNode(b, testConfig()), newNode(b, testConfig())
+	connect(b, x, y)
+	ln, _ := y.Bind(7, "")
+	const streams = 100
+	per := int64(b.N) * (32 << 10) / streams
+	done := make(chan int64, streams)
+	go func() {
+		for range streams {
+			s, err := ln.AcceptStream()
+			if err != nil {
+				return
+			}
+			go func() { n, _ := io.Copy(io.Discard, s); done <- n }()
+		}
+	}()
+	ctx := ctxTimeout(b, time.Minute)
+	b.SetBytes(32 << 10)
+	b.ResetTimer()
+	for range streams {
+		s, err := x.Dial(ctx, Target{Node: y.ID(), Port: 7})
+		if err != nil {
+			b.Fatal(err)
+		}
+		go func() {
+			buf := make([]byte, 32<<10)
+			for left := per; left > 0; left -= int64(len(buf)) {
+				s.Write(buf[:min(int64(len(buf)), left)])
+			}
+			s.Close()
+		}()
+	}
+	for range streams {
+		<-done
+	}
+}
+
+// BenchmarkOpenParallel: open, 1-byte echo, close, from 64 goroutines.
+func BenchmarkOpenParallel(b *testing.B) {
+	x, y := newNode(b, testConfig()), newNode(b, testConfig())
+	connect(b, x, y)
+	ln, _ := y.Bind(7, "")
+	echo(b, ln)
+	ctx := ctxTimeout(b, time.Minute)
+	b.SetParallelism(32) // 64 goroutines on 2 CPUs
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		one := []byte{1}
+		for pb.Next() {
+			s, err := x.Dial(ctx, Target{Node: y.ID(), Port: 7})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			s.Write(one)
+			s.Read(one)
+			s.Close()
+		}
+	})
+}

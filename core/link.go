@@ -42,10 +42,10 @@ type link struct {
 	mu         sync.Mutex
 	streams    map[uint32]*Stream
 	nextID     uint32
-	readyHead  *Stream
-	readyTail  *Stream
-	ctl        []byte // control frames waiting for the writer
-	sendCredit int64  // link credit the peer granted us
+	ready      readyList // streams with data (or a FIN) to send, in turn
+	small      readyList // the same, for streams with at most smallWrite bytes queued
+	ctl        []byte    // control frames waiting for the writer
+	sendCredit int64     // link credit the peer granted us
 	closed     bool
 	err        error
 	goingAway  bool // the peer said GOAWAY: open nothing new here
@@ -141,7 +141,7 @@ func (l *link) terminate(err error, goAway bool) {
 	}
 	streams := l.streams
 	l.streams = nil
-	l.readyHead, l.readyTail = nil, nil
+	l.ready, l.small = readyList{}, readyList{}
 	l.mu.Unlock()
 	close(l.done)
 	if l.wdl != nil {
@@ -214,7 +214,7 @@ func (l *link) reset(circuit uint32, code wire.Code) {
 	l.control(wire.TypeReset, circuit, wire.AppendReset(nil, code))
 }
 
-// schedule puts s on the writer's ready list.
+// schedule puts s on the writer's ready list and wakes the writer.
 func (l *link) schedule(s *Stream) {
 	l.mu.Lock()
 	if l.closed || s.inReady {
@@ -222,14 +222,58 @@ func (l *link) schedule(s *Stream) {
 		return
 	}
 	s.inReady = true
-	if l.readyTail == nil {
-		l.readyHead = s
-	} else {
-		l.readyTail.next = s
-	}
-	l.readyTail = s
+	s.mu.Lock()
+	small := s.sendLen() <= smallWrite
+	s.mu.Unlock()
+	l.list(small).pushBack(s)
 	l.mu.Unlock()
 	l.signal()
+}
+
+// smallWrite is the most a stream may have queued and still be served ahead
+// of bulk streams: a short message should not wait for a turn behind
+// thousands of streams' full frames.
+const smallWrite = 4 << 10
+
+func (l *link) list(small bool) *readyList {
+	if small {
+		return &l.small
+	}
+	return &l.ready
+}
+
+// readyList is a FIFO of streams waiting for the writer, linked through
+// Stream.next. Under link.mu.
+type readyList struct{ head, tail *Stream }
+
+func (r *readyList) pushBack(s *Stream) {
+	s.next = nil
+	if r.tail == nil {
+		r.head = s
+	} else {
+		r.tail.next = s
+	}
+	r.tail = s
+}
+
+func (r *readyList) pushFront(s *Stream) {
+	s.next = r.head
+	r.head = s
+	if r.tail == nil {
+		r.tail = s
+	}
+}
+
+func (r *readyList) pop() *Stream {
+	s := r.head
+	if s != nil {
+		r.head = s.next
+		if r.head == nil {
+			r.tail = nil
+		}
+		s.next = nil
+	}
+	return s
 }
 
 // returnCredit gives back n bytes of link credit read (or discarded) by an
@@ -554,7 +598,7 @@ func (l *link) writeLoop() {
 	var spare []byte
 	for {
 		l.mu.Lock()
-		for !l.closed && len(l.ctl) == 0 && (l.readyHead == nil || l.sendCredit <= 0) {
+		for !l.closed && len(l.ctl) == 0 && ((l.ready.head == nil && l.small.head == nil) || l.sendCredit <= 0) {
 			l.mu.Unlock()
 			select {
 			case <-l.wake:
@@ -673,16 +717,19 @@ func (w *batch) release() {
 }
 
 // fill takes data from the ready streams in turn, each at most one frame per
-// turn, so that no stream waits behind another's bulk. Caller holds l.mu.
+// turn, so that no stream waits behind another's bulk. Streams with little
+// queued go first, for up to half the batch, so that a short message does not
+// wait for a turn among thousands of bulk streams. Caller holds l.mu.
 func (l *link) fill(w *batch) {
 	maxFrame := int64(l.peer.MaxFrame)
-	for l.readyHead != nil && !w.full() {
-		s := l.readyHead
-		l.readyHead = s.next
-		if l.readyHead == nil {
-			l.readyTail = nil
+	smallSent := 0
+	for !w.full() {
+		fromSmall := l.small.head != nil && (smallSent < maxBatchBytes/2 || l.ready.head == nil)
+		s := l.list(fromSmall).pop()
+		if s == nil {
+			return
 		}
-		s.next, s.inReady = nil, false
+		s.inReady = false
 
 		s.mu.Lock()
 		n := min(int64(s.sendLen()), s.sendCredit, maxFrame)
@@ -693,14 +740,13 @@ func (l *link) fill(w *batch) {
 			// Out of link credit: keep the stream first in line.
 			s.mu.Unlock()
 			s.inReady = true
-			s.next = l.readyHead
-			l.readyHead = s
-			if l.readyTail == nil {
-				l.readyTail = s
-			}
+			l.list(fromSmall).pushFront(s)
 			return
 		}
 		n = min(n, l.sendCredit)
+		if fromSmall {
+			smallSent += int(n)
+		}
 		var flags wire.Flags
 		for n > 0 {
 			q := &s.q.send // n > 0, so the queues exist
@@ -736,7 +782,9 @@ func (l *link) fill(w *batch) {
 		if flags != 0 && s.state&stResetAfter != 0 {
 			w.frame(wire.Header{Length: 4, Type: wire.TypeReset, Circuit: s.id}, wire.AppendReset(nil, wire.CodeCancelled), nil)
 		}
+		s.dropEmptyQueues()
 		more := s.err == nil && (s.sendLen() > 0 && s.sendCredit > 0)
+		small := s.sendLen() <= smallWrite
 		s.wake() // room in the send buffer
 		done := s.finished()
 		s.mu.Unlock()
@@ -745,12 +793,7 @@ func (l *link) fill(w *batch) {
 		}
 		if more {
 			s.inReady = true
-			if l.readyTail == nil {
-				l.readyHead = s
-			} else {
-				l.readyTail.next = s
-			}
-			l.readyTail = s
+			l.list(small).pushBack(s)
 		}
 	}
 }

@@ -69,6 +69,14 @@ func (s *Stream) recvLen() int {
 	return s.q.recv.n
 }
 
+// dropEmptyQueues lets go of the queues once both are empty, so that a stream
+// that goes idle costs what a stream that never spoke does. Caller holds s.mu.
+func (s *Stream) dropEmptyQueues() {
+	if s.q != nil && s.q.recv.n == 0 && s.q.send.n == 0 && s.q.recv.head == nil && s.q.send.head == nil {
+		s.q = nil
+	}
+}
+
 func (s *Stream) sendLen() int {
 	if s.q == nil {
 		return 0
@@ -155,6 +163,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 				return 0, nil
 			}
 			n := s.q.recv.read(p)
+			s.dropEmptyQueues()
 			inc := s.consumed(n)
 			s.mu.Unlock()
 			s.link.buffered.Add(-int64(n))
