@@ -162,8 +162,13 @@ func TestHTTPOverStreams(t *testing.T) {
 	})}
 	go srv.Serve(l)
 	defer srv.Close()
+	// HttpDial drops http.Transport's ":80" and dials the service by name.
+	c, err := a.HttpDial("tcp", "hello:80")
+	if err != nil {
+		t.Fatalf("HttpDial: %v", err)
+	}
+	c.Close()
 	client := &http.Client{Transport: &http.Transport{
-		Dial: a.HttpDial,
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return a.DialContext(ctx, "", strings.TrimSuffix(addr, ":80"))
 		},
