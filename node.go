@@ -31,6 +31,8 @@ type settings struct {
 	env        string // ".a.b" suffix for service names
 	loopBack   bool
 	id         NodeID
+	upgrade    bool                                      // WithDirectUpgrade
+	advertise  []string                                  // addresses to announce for direct upgrade
 	routing    func(core.Config) (core.Routing, error)   // nil: direct neighbours only
 	discovery  func(core.Config) (core.Discovery, error) // nil: ask the neighbours
 }
@@ -136,6 +138,7 @@ func New(opts ...Option) AstraNet {
 type node struct {
 	s          settings
 	roundRobin discovery.Selector // this node's turn-taking, for the "roundrobin" network
+	up         upgrader
 	once       sync.Once
 	core       *core.Node
 	initErr    error
@@ -215,7 +218,9 @@ func (n *node) Close() error {
 	if err != nil {
 		return err
 	}
-	return c.Close()
+	err = c.Close()
+	n.up.wg.Wait()
+	return err
 }
 
 func (n *node) Attach(conn io.ReadWriter) error {
@@ -238,7 +243,11 @@ func (n *node) ListenAddr(network, address string) (net.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.ListenAndServe(network, address)
+	addr, err := c.ListenAndServe(network, address)
+	if err == nil {
+		n.noteListen(network, addr)
+	}
+	return addr, err
 }
 
 func (n *node) Join(network, address string) error {
@@ -271,7 +280,11 @@ func (n *node) BindMeta(network, hp string, metadata map[string]string) (net.Lis
 		}
 		name += n.s.env
 	}
-	return c.BindService(port, name, metadata)
+	l, err := c.BindService(port, name, n.announce(metadata))
+	if err != nil {
+		return nil, err // a nil net.Listener, not a nil *core.Listener inside one
+	}
+	return l, nil
 }
 
 func (n *node) Dial(network, hp string) (net.Conn, error) {
@@ -293,7 +306,12 @@ func (n *node) DialContext(ctx context.Context, network, hp string) (net.Conn, e
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "astranet", Err: err}
 	}
-	return c.Dial(ctx, t)
+	conn, err := c.Dial(ctx, t)
+	if err != nil {
+		return nil, err // a nil net.Conn, not a nil *core.Stream inside one
+	}
+	n.upgrade(c, conn, t.Service)
+	return conn, nil
 }
 
 func (n *node) HttpDial(network, host string) (net.Conn, error) {

@@ -210,3 +210,19 @@ func TestLoopBackNode(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestFailedDialReturnsNilConn: a failed dial's net.Conn is nil, not a nil
+// *core.Stream inside a non-nil interface.
+func TestFailedDialReturnsNilConn(t *testing.T) {
+	n := New()
+	defer n.Close()
+	c, err := n.DialTimeout("", "0123456789abcdef:7", time.Second)
+	if err == nil || c != nil {
+		t.Fatalf("dial to an unknown node: conn %#v, err %v; want a nil conn and an error", c, err)
+	}
+	n.Bind("", ":7")
+	l, err := n.Bind("", ":7")
+	if err == nil || l != nil {
+		t.Fatalf("second bind of a port: listener %#v, err %v; want a nil listener and an error", l, err)
+	}
+}
