@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -602,6 +603,9 @@ func (l *link) writeLoop() {
 			l.mu.Unlock()
 			select {
 			case <-l.wake:
+				// Let the goroutines that are about to queue frames do so, so that
+				// one write carries them all.
+				runtime.Gosched()
 			case <-l.done:
 			case <-tick.C:
 				if err := l.keepAlive(); err != nil {
