@@ -28,6 +28,10 @@ type Config struct {
 	MaxFrame uint32
 	// MaxStreams caps the streams open on one link; further opens are refused.
 	MaxStreams int
+	// MaxLinks caps the node's links; further inbound links are closed before
+	// their greeting and further Joins fail. Each link holds a read buffer of
+	// MaxFrame bytes and two goroutines.
+	MaxLinks int
 	// Backlog is the accept queue of each listener; a full queue refuses opens.
 	Backlog int
 	// HopLimit is the hop budget of a stream this node opens.
@@ -58,6 +62,7 @@ func DefaultConfig() Config {
 		SendBuffer:       256 << 10,
 		MaxFrame:         64 << 10,
 		MaxStreams:       1 << 20,
+		MaxLinks:         4096,
 		Backlog:          1024,
 		HopLimit:         16,
 		HandshakeTimeout: 10 * time.Second,
@@ -85,6 +90,8 @@ func (c *Config) Verify() error {
 		return fmt.Errorf("astranet: config: MaxFrame %d outside [%d, %d]", c.MaxFrame, wire.MinFramePayload, wire.MaxFramePayload)
 	case c.MaxStreams < 1 || c.MaxStreams > 1<<30:
 		return fmt.Errorf("astranet: config: MaxStreams %d outside [1, 2^30]", c.MaxStreams)
+	case c.MaxLinks < 1:
+		return fmt.Errorf("astranet: config: MaxLinks %d must be positive", c.MaxLinks)
 	case c.Backlog < 1:
 		return fmt.Errorf("astranet: config: Backlog %d must be positive", c.Backlog)
 	case c.HopLimit < 1:

@@ -34,6 +34,8 @@ var (
 	ErrLinkTimeout = errors.New("astranet: link silent past the dead timeout")
 	// ErrHandshake: the peer did not complete the greeting.
 	ErrHandshake = errors.New("astranet: link handshake failed")
+
+	errTooManyLinks = errors.New("astranet: too many links")
 )
 
 // codeErr maps a reset code from the wire to the error a user sees.

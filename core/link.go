@@ -50,6 +50,7 @@ type link struct {
 	closed     bool
 	err        error
 	goingAway  bool // the peer said GOAWAY: open nothing new here
+	overrun    bool // the control queue passed maxControl; the link is being closed
 
 	buffered    atomic.Int64 // bytes in stream receive queues
 	recvAvail   atomic.Int64 // link credit the peer still holds
@@ -182,7 +183,10 @@ func (l *link) control(t wire.Type, circuit uint32, payload []byte) {
 		return
 	}
 	l.ctl = l.appendFrame(l.ctl, t, circuit, payload)
-	over := len(l.ctl) > maxControl
+	over := len(l.ctl) > maxControl && !l.overrun
+	if over {
+		l.overrun = true // one goroutine ends the link, however many calls see it
+	}
 	l.mu.Unlock()
 	if over {
 		// Not on this goroutine: it may be routing's or discovery's, inside

@@ -468,3 +468,25 @@ func TestIDCollision(t *testing.T) {
 		t.Fatalf("no GOAWAY naming the collision; peer got % x", got.Bytes())
 	}
 }
+
+// TestLinkLimit: past MaxLinks, an inbound link is closed before its greeting
+// and the node keeps its other links.
+func TestLinkLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxLinks = 2
+	hub := newNode(t, cfg)
+	addr, _ := hub.ListenAndServe("tcp", "127.0.0.1:0")
+	for range 2 {
+		if err := newNode(t, testConfig()).Join(context.Background(), "tcp", addr.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "two links", func() bool { return len(hub.Links()) == 2 })
+	err := newNode(t, testConfig()).Join(context.Background(), "tcp", addr.String())
+	if !errors.Is(err, ErrHandshake) {
+		t.Fatalf("third join: %v, want a failed handshake", err)
+	}
+	if n := len(hub.Links()); n != 2 {
+		t.Fatalf("hub has %d links, want 2", n)
+	}
+}

@@ -311,6 +311,10 @@ func (n *Node) handshake(conn io.ReadWriter, network string, loopInitiator bool)
 		n.mu.Unlock()
 		return fail(ErrClosed)
 	}
+	if !loop && len(n.links) >= cfg.MaxLinks {
+		n.mu.Unlock()
+		return fail(fmt.Errorf("%w: the node has its %d links", errTooManyLinks, cfg.MaxLinks))
+	}
 	l.id = n.nextLink.Add(1)
 	if loop {
 		if loopInitiator {
@@ -425,6 +429,14 @@ func (n *Node) acceptLinks(ln net.Listener, network string) {
 			continue
 		}
 		pause = 5 * time.Millisecond
+		n.mu.Lock()
+		full := len(n.links) >= n.cfg.MaxLinks
+		n.mu.Unlock()
+		if full {
+			n.log.Warn("link limit reached; closing an inbound link", "remote", conn.RemoteAddr(), "max", n.cfg.MaxLinks)
+			conn.Close()
+			continue
+		}
 		select {
 		case n.shakes <- struct{}{}:
 		default:
