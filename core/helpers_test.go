@@ -112,6 +112,7 @@ type relay struct {
 	target string
 	mu     sync.Mutex
 	silent bool
+	gate   chan struct{} // non-nil: the forward direction waits for it to close
 	conns  []net.Conn
 	wg     sync.WaitGroup
 }
@@ -146,15 +147,25 @@ func (r *relay) serve() {
 		r.conns = append(r.conns, c, d)
 		r.mu.Unlock()
 		r.wg.Add(2)
-		go r.pump(c, d)
-		go r.pump(d, c)
+		go r.pump(c, d, false)
+		go r.pump(d, c, true)
 	}
 }
 
-func (r *relay) pump(dst, src net.Conn) {
+// pump copies src to dst. In the forward direction (towards the target) it
+// stops reading while the relay is paused.
+func (r *relay) pump(dst, src net.Conn, forward bool) {
 	defer r.wg.Done()
 	buf := make([]byte, 32<<10)
 	for {
+		if forward {
+			r.mu.Lock()
+			gate := r.gate
+			r.mu.Unlock()
+			if gate != nil {
+				<-gate
+			}
+		}
 		n, err := src.Read(buf)
 		if err != nil {
 			dst.Close()
@@ -178,8 +189,28 @@ func (r *relay) goSilent() {
 	r.mu.Unlock()
 }
 
+// pause stops reading towards the target, so that the dialler's socket
+// fills; resume reads on.
+func (r *relay) pause() {
+	r.mu.Lock()
+	if r.gate == nil {
+		r.gate = make(chan struct{})
+	}
+	r.mu.Unlock()
+}
+
+func (r *relay) resume() {
+	r.mu.Lock()
+	if r.gate != nil {
+		close(r.gate)
+		r.gate = nil
+	}
+	r.mu.Unlock()
+}
+
 // cut closes every connection the relay carries.
 func (r *relay) cut() {
+	r.resume()
 	r.mu.Lock()
 	cs := r.conns
 	r.conns = nil

@@ -33,6 +33,7 @@ type link struct {
 	closer  io.Closer                                      // nil if conn cannot be closed
 	wdl     interface{ SetWriteDeadline(time.Time) error } // nil if conn has no deadlines
 	writev  bool                                           // conn gathers net.Buffers in one syscall
+	raw     *rawWriter                                     // non-blocking writes to conn's socket; nil if none
 	peer    wire.Greeting
 	peerID  NodeID
 	oddIDs  bool // this side allocates odd circuit ids
@@ -51,6 +52,10 @@ type link struct {
 	err        error
 	goingAway  bool // the peer said GOAWAY: open nothing new here
 	overrun    bool // the control queue passed maxControl; the link is being closed
+	writing    bool // a goroutine is between take and send; it alone uses w and spare
+	handoff    bool // with writing: sendNow left the rest of w to the writer
+	w          batch
+	spare      []byte // the control buffer last sent, for reuse
 
 	buffered    atomic.Int64 // bytes in stream receive queues
 	recvAvail   atomic.Int64 // link credit the peer still holds
@@ -59,6 +64,7 @@ type link struct {
 	rttNanos    atomic.Int64
 	pingSent    atomic.Int64 // nanoseconds since start of the outstanding PING, 0 if none
 	lastPong    atomic.Int64 // nanoseconds since start of the last round-trip sample
+	handoffs    atomic.Int64 // times sendNow left part of a write to the writer
 
 	wake     chan struct{}
 	done     chan struct{}
@@ -80,6 +86,7 @@ func newLink(n *Node, conn io.ReadWriter, peer wire.Greeting, oddIDs bool, netwo
 		done:       make(chan struct{}),
 		finished:   make(chan struct{}),
 	}
+	l.w.hdrs = make([]byte, 0, (maxBatchFrames+1)*(wire.HeaderSize+4))
 	l.nextID = 2
 	if oddIDs {
 		l.nextID = 1
@@ -94,6 +101,7 @@ func newLink(n *Node, conn io.ReadWriter, peer wire.Greeting, oddIDs bool, netwo
 	case *net.TCPConn, *net.UnixConn:
 		l.writev = true
 	}
+	l.raw = newRawWriter(conn)
 	l.recvAvail.Store(int64(n.cfg.LinkWindow))
 	return l
 }
@@ -586,9 +594,10 @@ func (l *link) handleWindow(id uint32, inc uint32) error {
 	return nil
 }
 
-// writeLoop is the link's only writer: control frames first, then the ready
-// streams in turn, many frames per write call. On exit it closes the
-// connection.
+// writeLoop is the link's writer: control frames first, then the ready
+// streams in turn, many frames per write call. A writing stream may send its
+// own frames while the writer is idle (see sendNow); the writing flag makes
+// sure one goroutine at a time writes. On exit it closes the connection.
 func (l *link) writeLoop() {
 	defer close(l.finished)
 	defer func() {
@@ -599,18 +608,20 @@ func (l *link) writeLoop() {
 	cfg := &l.node.cfg
 	tick := time.NewTicker(min(cfg.KeepAlive, cfg.DeadTimeout-cfg.KeepAlive) / 4)
 	defer tick.Stop()
-	w := batch{hdrs: make([]byte, 0, (maxBatchFrames+1)*(wire.HeaderSize+4))}
-	var spare []byte
 	for {
 		l.mu.Lock()
-		for !l.closed && len(l.ctl) == 0 && ((l.ready.head == nil && l.small.head == nil) || l.sendCredit <= 0) {
+		for (l.writing && !l.handoff) || (!l.writing && !l.closed && !l.due()) {
+			done := l.done
+			if l.writing {
+				done = nil // the goroutine writing now signals when it is done
+			}
 			l.mu.Unlock()
 			select {
 			case <-l.wake:
 				// Let the goroutines that are about to queue frames do so, so that
 				// one write carries them all.
 				runtime.Gosched()
-			case <-l.done:
+			case <-done:
 			case <-tick.C:
 				if err := l.keepAlive(); err != nil {
 					l.terminate(err, false)
@@ -618,28 +629,134 @@ func (l *link) writeLoop() {
 			}
 			l.mu.Lock()
 		}
-		closing := l.closed
-		ctl := l.ctl
-		l.ctl = spare[:0]
-		w.reset(ctl)
-		if !closing {
-			l.fill(&w)
-		}
-		l.mu.Unlock()
-		if len(w.bufs) > 0 {
-			if err := l.flush(&w); err != nil {
+		if l.handoff {
+			// sendNow left part of its batch to the writer.
+			l.handoff = false
+			l.mu.Unlock()
+			if err := l.send(); err != nil {
 				l.terminate(fmt.Errorf("writing to link: %w", err), false)
 				return
 			}
+			continue
 		}
-		w.release()
-		w.creditUpstream()
-		spare = ctl
+		closing := l.closed
+		l.take(closing)
+		l.mu.Unlock()
+		if err := l.send(); err != nil {
+			l.terminate(fmt.Errorf("writing to link: %w", err), false)
+			return
+		}
 		if closing {
 			return
 		}
 	}
 }
+
+// due reports whether the writer has frames it may send. Caller holds l.mu.
+func (l *link) due() bool {
+	return len(l.ctl) > 0 || ((l.ready.head != nil || l.small.head != nil) && l.sendCredit > 0)
+}
+
+// take makes the next batch in l.w: the control frames, then (unless the link
+// is closing) data from the ready streams. The caller holds l.mu and becomes
+// the writer until send returns.
+func (l *link) take(closing bool) {
+	l.writing = true
+	ctl := l.ctl
+	l.ctl = l.spare[:0]
+	l.spare = ctl
+	l.w.reset(ctl)
+	if !closing {
+		l.fill(&l.w)
+	}
+}
+
+// send writes the batch take made, gives its buffers back and ends this
+// goroutine's turn as the writer. Called without l.mu.
+func (l *link) send() error {
+	w := &l.w
+	var err error
+	if len(w.bufs) > 0 {
+		err = l.flush(w)
+	}
+	w.release()
+	w.creditUpstream()
+	l.mu.Lock()
+	l.writing = false
+	l.mu.Unlock()
+	return err
+}
+
+// sendNow is schedule for a small write on an interactive stream, called by
+// the writing goroutine: when no other goroutine is writing and nothing else
+// waits, it hands the stream's frames to the kernel itself, which saves a
+// hand-off to the writer on the latency path. It never waits for the socket:
+// what the kernel does not take at once, the writer sends. Links without a
+// raw socket always use the writer.
+func (l *link) sendNow(s *Stream) {
+	if l.raw == nil {
+		l.schedule(s)
+		return
+	}
+	l.mu.Lock()
+	if l.closed || s.inReady {
+		l.mu.Unlock()
+		return
+	}
+	if l.writing || l.due() || l.sendCredit <= 0 {
+		l.mu.Unlock()
+		l.schedule(s)
+		return
+	}
+	s.inReady = true
+	l.small.pushBack(s)
+	l.take(false)
+	l.mu.Unlock()
+	w := &l.w
+	total := 0
+	for _, b := range w.bufs {
+		total += len(b)
+	}
+	n := 0
+	var err error
+	if total > 0 && len(w.bufs) <= maxInlineBufs {
+		n, err = l.raw.write(w.bufs)
+	}
+	if err == nil && n < total {
+		// The kernel took part of it (or none): the writer sends the rest
+		// before anything else.
+		w.consume(n)
+		l.handoffs.Add(1)
+		l.mu.Lock()
+		l.handoff = true
+		l.mu.Unlock()
+		l.signal()
+		return
+	}
+	w.release()
+	w.creditUpstream()
+	l.mu.Lock()
+	l.writing = false
+	more := l.closed || l.due()
+	l.mu.Unlock()
+	if err != nil {
+		// Not on this goroutine: the application's Write should not run
+		// routing's and discovery's link-down callbacks.
+		l.node.wg.Add(1)
+		go func() {
+			defer l.node.wg.Done()
+			l.terminate(fmt.Errorf("writing to link: %w", err), false)
+		}()
+		return
+	}
+	if more {
+		l.signal()
+	}
+}
+
+// maxInlineBufs bounds the buffers sendNow passes to one writev; a larger
+// batch (many streams' frames) is left whole to the writer.
+const maxInlineBufs = 64
 
 // keepAlive pings a quiet link and reports a dead one.
 func (l *link) keepAlive() error {
@@ -674,6 +791,20 @@ func (w *batch) reset(ctl []byte) {
 	if len(ctl) > 0 {
 		w.bufs = append(w.bufs, ctl)
 	}
+}
+
+// consume drops the first n bytes of the batch, which have been written.
+func (w *batch) consume(n int) {
+	i := 0
+	for ; i < len(w.bufs) && n >= len(w.bufs[i]); i++ {
+		n -= len(w.bufs[i])
+	}
+	if i < len(w.bufs) {
+		w.bufs[i] = w.bufs[i][n:]
+	}
+	k := copy(w.bufs, w.bufs[i:])
+	clear(w.bufs[k:])
+	w.bufs = w.bufs[:k]
 }
 
 func (w *batch) full() bool {

@@ -94,16 +94,18 @@ type streamExtra struct {
 	relay *Stream
 }
 
-type streamState uint8
+type streamState uint16
 
 const (
-	stAccepted   streamState = 1 << iota // the open completed
-	stFinQueued                          // CloseWrite: send FIN after the queue
-	stFinSent                            // the writer sent FIN (or gave up sending)
-	stRecvFin                            // the peer's FIN arrived
-	stClosed                             // Close: the application is done with it
-	stResetAfter                         // Close before the peer's FIN: RESET follows FIN
-	stDone                               // removed from the link
+	stAccepted    streamState = 1 << iota // the open completed
+	stFinQueued                           // CloseWrite: send FIN after the queue
+	stFinSent                             // the writer sent FIN (or gave up sending)
+	stRecvFin                             // the peer's FIN arrived
+	stClosed                              // Close: the application is done with it
+	stResetAfter                          // Close before the peer's FIN: RESET follows FIN
+	stDone                                // removed from the link
+	stWrote                               // the application has written
+	stInteractive                         // a Read waited after a write: small writes go out at once
 )
 
 type deadlines struct {
@@ -185,6 +187,10 @@ func (s *Stream) Read(p []byte) (int, error) {
 			s.mu.Unlock()
 			return 0, s.opErr("read", os.ErrDeadlineExceeded)
 		}
+		if s.state&stWrote != 0 {
+			// Waiting for a reply to what it wrote: request and response.
+			s.state |= stInteractive
+		}
 		s.wait()
 	}
 }
@@ -252,9 +258,18 @@ func (s *Stream) Write(p []byte) (int, error) {
 		k := min(space, len(p))
 		s.queues().send.write(p[:k])
 		p, total = p[k:], total+k
+		s.state |= stWrote
 		ready := s.sendCredit > 0
+		// An interactive stream's short message goes out from this goroutine
+		// when the link is idle; the rest waits for the writer, which
+		// gathers many streams' frames (and a write and the Close after it)
+		// in one write call.
+		now := s.state&stInteractive != 0 && s.q.send.n <= smallWrite
 		s.mu.Unlock()
-		if ready {
+		switch {
+		case ready && now:
+			s.link.sendNow(s)
+		case ready:
 			s.link.schedule(s)
 		}
 		s.mu.Lock()

@@ -1,0 +1,154 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// smallSendBuffer is TCP with a small socket send buffer, so that a link's
+// socket fills after a few KiB when the path stalls.
+type smallSendBuffer struct{ tcpTransport }
+
+func (t smallSendBuffer) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := t.tcpTransport.Dial(ctx, network, addr)
+	if err == nil {
+		err = c.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	}
+	return c, err
+}
+
+// TestSendNowFullSocket: small writes go out on the writing goroutine while
+// the link is idle (sendNow), which never waits for the socket. When the
+// socket is full, the writer must send the rest of that write, then the
+// frames queued behind it, so the bytes arrive complete and in order, and a
+// Write with a deadline still returns at its deadline.
+func TestSendNowFullSocket(t *testing.T) {
+	a := newNode(t, testConfig(), func(o *Options) { o.Transports["tcp"] = smallSendBuffer{} })
+	b := newNode(t, testConfig())
+	addr, err := b.ListenAndServe("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRelay(t, addr.String())
+	if err := a.Join(context.Background(), "tcp", r.addr()); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := b.Bind(7, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	peer, err := ln.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	var l *link
+	a.mu.Lock()
+	for _, x := range a.links {
+		l = x
+	}
+	a.mu.Unlock()
+	if l == nil || l.raw == nil {
+		t.Fatal("the link has no raw socket writer")
+	}
+
+	makeInteractive(t, s, peer)
+	// A second interactive stream, to write on with a deadline while the
+	// path is held.
+	other, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	otherPeer, err := ln.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer otherPeer.Close()
+	makeInteractive(t, other, otherPeer)
+
+	// 1 MB in 100-byte writes, each tagged with its offset, while the relay
+	// holds the path for a while.
+	const total, msg = 10000 * 100, 100
+	want := make([]byte, total)
+	for i := range want {
+		want[i] = byte(i / msg * 7)
+	}
+	r.pause()
+	wrote := make(chan error, 1)
+	go func() {
+		for off := 0; off < total; off += msg {
+			if _, err := s.Write(want[off : off+msg]); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	waitFor(t, 5*time.Second, "a write left to the writer", func() bool { return l.handoffs.Load() > 0 })
+
+	// The socket is full and the path held: Writes with a deadline return at
+	// the deadline, not when the socket drains.
+	other.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	start := time.Now()
+	for i := 0; i < 10000 && time.Since(start) < 2*time.Second; i++ {
+		if _, err = other.Write(make([]byte, msg)); err != nil {
+			break
+		}
+	}
+	if elapsed := time.Since(start); !errors.Is(err, os.ErrDeadlineExceeded) || elapsed > time.Second {
+		t.Fatalf("writes with a 50 ms deadline on a held path: %v after %v", err, elapsed)
+	}
+
+	r.resume()
+	got := make([]byte, total)
+	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(peer, got); err != nil {
+		t.Fatalf("reading: %v", err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("writing: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		i := 0
+		for got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("bytes differ from offset %d", i)
+	}
+	t.Logf("%d partial writes left to the writer", l.handoffs.Load())
+}
+
+// makeInteractive makes s interactive (its small writes may go out through
+// sendNow): a request, and a reply that comes late enough that s's Read
+// waits for it.
+func makeInteractive(t *testing.T, s, peer *Stream) {
+	t.Helper()
+	go func() {
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(peer, b); err == nil {
+			time.Sleep(20 * time.Millisecond)
+			peer.Write(b)
+		}
+	}()
+	if err := roundTrip(s, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	interactive := s.state&stInteractive != 0
+	s.mu.Unlock()
+	if !interactive {
+		t.Fatal("a stream that waited for a reply is not interactive")
+	}
+}
