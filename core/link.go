@@ -442,8 +442,16 @@ func (l *link) handleData(h wire.Header, p []byte) error {
 	}
 	discard := s.state&stClosed != 0 || s.err != nil
 	if !discard {
-		s.queues().recv.write(p)
-		l.buffered.Add(n)
+		if x := s.x; x != nil && x.rbuf != nil && s.recvLen() == 0 {
+			// A Read is waiting with its buffer: one copy instead of two.
+			k := copy(x.rbuf, p)
+			x.rbuf, x.rn = nil, k
+			p = p[k:]
+		}
+		if len(p) > 0 {
+			s.queues().recv.write(p)
+			l.buffered.Add(int64(len(p)))
+		}
 	}
 	if h.Flags&wire.FlagFin != 0 {
 		s.state |= stRecvFin

@@ -88,6 +88,12 @@ func (s *Stream) sendLen() int {
 type streamExtra struct {
 	cond sync.Cond
 	dl   deadlines
+	// A Read waiting on an empty queue lends its buffer (rbuf, while rbusy)
+	// so that the link's reader copies the next bytes straight into it,
+	// rather than into the queue and out again; rn is how many it copied.
+	rbuf  []byte
+	rn    int
+	rbusy bool
 	// relay, on a router, is the other half of a forwarded circuit: bytes that
 	// arrive here are sent on by relay, and credit goes back upstream only as
 	// relay sends them on. Set before the stream is published; never changes.
@@ -106,6 +112,7 @@ const (
 	stDone                                // removed from the link
 	stWrote                               // the application has written
 	stInteractive                         // a Read waited after a write: small writes go out at once
+	stHasRead                             // a Read has returned data
 )
 
 type deadlines struct {
@@ -158,7 +165,22 @@ func (s *Stream) opErr(op string, err error) error {
 // buffer is drained it returns io.EOF.
 func (s *Stream) Read(p []byte) (int, error) {
 	s.mu.Lock()
+	lent := false // p is lent to the link's reader (s.x.rbuf)
 	for {
+		if lent && s.x.rn > 0 {
+			// The reader copied bytes straight into p; anything after them
+			// is in the queue, for the next call.
+			n := s.x.rn
+			s.x.rbuf, s.x.rn, s.x.rbusy = nil, 0, false
+			inc := s.consumed(n)
+			s.mu.Unlock()
+			s.link.returnCredit(s, n, inc)
+			return n, nil
+		}
+		if lent {
+			s.x.rbuf, s.x.rbusy = nil, false
+			lent = false
+		}
 		if s.recvLen() > 0 {
 			if len(p) == 0 {
 				s.mu.Unlock()
@@ -166,6 +188,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 			}
 			n := s.q.recv.read(p)
 			s.dropEmptyQueues()
+			s.state |= stHasRead
 			inc := s.consumed(n)
 			s.mu.Unlock()
 			s.link.buffered.Add(-int64(n))
@@ -190,6 +213,14 @@ func (s *Stream) Read(p []byte) (int, error) {
 		if s.state&stWrote != 0 {
 			// Waiting for a reply to what it wrote: request and response.
 			s.state |= stInteractive
+		}
+		if x := s.extra(); len(p) > 0 && !x.rbusy && s.state&stHasRead != 0 {
+			// One waiting Read at a time lends its buffer, once the stream
+			// has been read from: the buffer is then likely reused, and
+			// warm. (The link's one reader should not take the page faults
+			// of a million fresh buffers.)
+			x.rbuf, x.rbusy = p, true
+			lent = true
 		}
 		s.wait()
 	}
