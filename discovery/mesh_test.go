@@ -568,6 +568,8 @@ func TestRestartedNodeIsBelieved(t *testing.T) {
 	waitFor(t, 2*time.Second, "old services at A", func() bool { return has(a, "old-4", 0xb) })
 	ea.Close()
 	b1.Close()
+	// link counts the links before it attaches: let A see the old one go.
+	waitFor(t, 2*time.Second, "A to drop the old link", func() bool { return len(a.Links()) == 0 })
 
 	b2, err := core.New(core.Options{Config: core.DefaultConfig(), Discovery: NewMesh(MeshOptions{Interval: testInterval}), ID: 0xb})
 	if err != nil {
