@@ -89,6 +89,37 @@ func echo(t testing.TB, ln *Listener) {
 	}()
 }
 
+// openPair dials port 7 of node to from a and accepts the stream on ln. Both
+// ends close when the test ends.
+func openPair(t testing.TB, a *Node, to NodeID, ln *Listener) (s, peer *Stream) {
+	t.Helper()
+	s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: to, Port: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	peer, err = ln.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	return s, peer
+}
+
+// onlyLink returns n's link when it has exactly one.
+func onlyLink(t testing.TB, n *Node) *link {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.links) != 1 {
+		t.Fatalf("%d links, want 1", len(n.links))
+	}
+	for _, l := range n.links {
+		return l
+	}
+	return nil
+}
+
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)

@@ -20,16 +20,7 @@ func streamPair(t *testing.T) (a, b *Node, s, peer *Stream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err = a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	peer, err = ln.AcceptStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Close() })
+	s, peer = openPair(t, a, b.ID(), ln)
 	if _, err := s.Write([]byte{1}); err != nil {
 		t.Fatal(err)
 	}
@@ -55,16 +46,7 @@ func TestFirstReadDoesNotLend(t *testing.T) {
 	a, b := newNode(t, testConfig()), newNode(t, testConfig())
 	connect(t, a, b)
 	ln, _ := b.Bind(7, "")
-	s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	peer, err := ln.AcceptStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	s, peer := openPair(t, a, b.ID(), ln)
 	got := make(chan error, 1)
 	go func() { _, err := io.ReadFull(peer, make([]byte, 3)); got <- err }()
 	waitFor(t, 5*time.Second, "the Read waiting", func() bool {
@@ -118,12 +100,7 @@ func TestReadLendsBuffer(t *testing.T) {
 	if lent {
 		t.Fatal("the buffer is still lent after the Read returned")
 	}
-	var l *link
-	b.mu.Lock()
-	for _, x := range b.links {
-		l = x
-	}
-	b.mu.Unlock()
+	l := onlyLink(t, b)
 	if n := l.buffered.Load(); n != 0 {
 		t.Fatalf("%d bytes still counted as buffered", n)
 	}

@@ -43,39 +43,16 @@ func TestSendNowFullSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	peer, err := ln.AcceptStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	var l *link
-	a.mu.Lock()
-	for _, x := range a.links {
-		l = x
-	}
-	a.mu.Unlock()
-	if l == nil || l.raw == nil {
+	s, peer := openPair(t, a, b.ID(), ln)
+	l := onlyLink(t, a)
+	if l.raw == nil {
 		t.Fatal("the link has no raw socket writer")
 	}
 
 	makeInteractive(t, s, peer)
 	// A second interactive stream, to write on with a deadline while the
 	// path is held.
-	other, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	otherPeer, err := ln.AcceptStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer otherPeer.Close()
+	other, otherPeer := openPair(t, a, b.ID(), ln)
 	makeInteractive(t, other, otherPeer)
 
 	// 1 MB in 100-byte writes, each tagged with its offset, while the relay
