@@ -160,6 +160,20 @@ func newRelay(t testing.TB, target string) *relay {
 	return r
 }
 
+// joinViaRelay makes b listen and a join it through a relay, which it returns.
+func joinViaRelay(t testing.TB, a, b *Node) *relay {
+	t.Helper()
+	addr, err := b.ListenAndServe("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRelay(t, addr.String())
+	if err := a.Join(context.Background(), "tcp", r.addr()); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func (r *relay) addr() string { return r.ln.Addr().String() }
 
 func (r *relay) serve() {

@@ -27,14 +27,7 @@ func fastKeepAlive() Config {
 // keep-alive declares the link dead and blocked Reads and Writes fail.
 func TestSilentLinkFailsStreams(t *testing.T) {
 	a, b := newNode(t, fastKeepAlive()), newNode(t, fastKeepAlive())
-	addr, err := b.ListenAndServe("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newRelay(t, addr.String())
-	if err := a.Join(context.Background(), "tcp", r.addr()); err != nil {
-		t.Fatal(err)
-	}
+	r := joinViaRelay(t, a, b)
 	ln, _ := b.Bind(7, "")
 	s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
 	if err != nil {

@@ -31,14 +31,7 @@ func (t smallSendBuffer) Dial(ctx context.Context, network, addr string) (net.Co
 func TestSendNowFullSocket(t *testing.T) {
 	a := newNode(t, testConfig(), func(o *Options) { o.Transports["tcp"] = smallSendBuffer{} })
 	b := newNode(t, testConfig())
-	addr, err := b.ListenAndServe("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newRelay(t, addr.String())
-	if err := a.Join(context.Background(), "tcp", r.addr()); err != nil {
-		t.Fatal(err)
-	}
+	r := joinViaRelay(t, a, b)
 	ln, err := b.Bind(7, "")
 	if err != nil {
 		t.Fatal(err)
