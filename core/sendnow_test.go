@@ -122,3 +122,34 @@ func makeInteractive(t *testing.T, s, peer *Stream) {
 		t.Fatal("a stream that waited for a reply is not interactive")
 	}
 }
+
+// TestSendNowBrokenSocket: when the connection under an idle link breaks,
+// an interactive stream's small writes (which go out through sendNow) soon
+// report the lost link rather than queueing for ever, whichever goroutine
+// notices first: the reader at EOF or the writing goroutine at a failed
+// write.
+func TestSendNowBrokenSocket(t *testing.T) {
+	a, b := newNode(t, testConfig()), newNode(t, testConfig())
+	r := joinViaRelay(t, a, b)
+	ln, err := b.Bind(7, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, peer := openPair(t, a, b.ID(), ln)
+	makeInteractive(t, s, peer)
+	r.cut()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := s.Write([]byte("ping"))
+		if err != nil {
+			if !errors.Is(err, ErrLinkLost) {
+				t.Fatalf("Write on a broken link: %v, want ErrLinkLost", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("writes on a broken link still succeed after 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
