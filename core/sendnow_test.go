@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -149,6 +150,49 @@ func TestSendNowBrokenSocket(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("writes on a broken link still succeed after 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSendNowWriteError: a write error on the writing goroutine ends the link
+// as one on the writer does. The link's non-blocking writer is pointed at a
+// closed socket, so only sendNow can fail while the link's reader stays
+// healthy.
+func TestSendNowWriteError(t *testing.T) {
+	a, b := newNode(t, testConfig()), newNode(t, testConfig())
+	connect(t, a, b)
+	ln, err := b.Bind(7, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, peer := openPair(t, a, b.ID(), ln)
+	makeInteractive(t, s, peer)
+
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	other, err := net.Dial("tcp", tl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	l := onlyLink(t, a)
+	l.raw = newRawWriter(other)
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := s.Write([]byte("ping"))
+		if err != nil {
+			if !errors.Is(err, ErrLinkLost) || !strings.Contains(err.Error(), "writing to link") {
+				t.Fatalf("Write after a failed inline write: %v, want ErrLinkLost from writing to link", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("writes still succeed 5 s after the inline write failed")
 		}
 		time.Sleep(time.Millisecond)
 	}
