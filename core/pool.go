@@ -10,9 +10,11 @@ const (
 	largeBuf = 64 << 10
 )
 
+// The pools hold whole chunks, so that taking and giving back a buffer
+// allocates nothing.
 var (
-	smallPool = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
-	largePool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
+	smallPool = sync.Pool{New: func() any { return &chunk{buf: make([]byte, smallBuf)} }}
+	largePool = sync.Pool{New: func() any { return &chunk{buf: make([]byte, largeBuf)} }}
 )
 
 // chunk is a piece of a stream's send or receive queue: data lives in
@@ -24,27 +26,24 @@ type chunk struct {
 }
 
 func getChunk(need int) *chunk {
-	var p *[]byte
 	switch {
 	case need <= smallBuf:
-		p = smallPool.Get().(*[]byte)
+		return smallPool.Get().(*chunk)
 	case need <= largeBuf:
-		p = largePool.Get().(*[]byte)
+		return largePool.Get().(*chunk)
 	default:
-		b := make([]byte, need)
-		p = &b
+		return &chunk{buf: make([]byte, need)}
 	}
-	return &chunk{buf: *p}
 }
 
+// putChunk gives c back; the caller must hold no reference to it or its buffer.
 func putChunk(c *chunk) {
-	b := c.buf
-	c.buf = nil
-	switch cap(b) {
+	c.rd, c.wr, c.next = 0, 0, nil
+	switch len(c.buf) {
 	case smallBuf:
-		smallPool.Put(&b)
+		smallPool.Put(c)
 	case largeBuf:
-		largePool.Put(&b)
+		largePool.Put(c)
 	}
 }
 
