@@ -9,10 +9,12 @@
 // per-link credit, an accept backlog per listener, a cap on streams per link
 // and on frame size, and a handshake timeout.
 //
-// Two shortcuts save a hand-off each on the latency path. A Read that waits
-// on a stream that has been read from lends its buffer, and the reader copies
-// the next bytes straight into it. On TCP and Unix links, a stream whose Read
-// has waited after a write (request and response) sends a short write from
-// the writing goroutine when the link is idle, with a non-blocking writev; the
-// writer sends whatever the kernel does not take at once.
+// Two shortcuts save a hand-off and a copy each. A Read that waits on a
+// stream that has been read from lends its buffer, and the reader copies the
+// next bytes straight into it. On TCP and Unix links, when the link is idle
+// and the stream has nothing queued, a Write hands its bytes to the kernel
+// from the writing goroutine, straight from the caller's buffer, with a
+// non-blocking writev: a large write (16 KiB or more), or a short one on a
+// stream whose Read has waited after a write (request and response). The
+// writer sends from copies whatever the kernel does not take at once.
 package core

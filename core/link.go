@@ -741,6 +741,81 @@ func (l *link) sendNow(s *Stream) {
 		l.signal()
 		return
 	}
+	l.endTurn(err)
+}
+
+// maxInlineBufs bounds the buffers sendNow passes to one writev; a larger
+// batch (many streams' frames) is left whole to the writer.
+const maxInlineBufs = 64
+
+// Direct writes: a Write whose stream has nothing queued may hand its bytes
+// to the kernel itself, without copying them, when the link is idle: a
+// large write (at least directMin bytes, at most directMax at a time), or a
+// short one on an interactive stream.
+const (
+	directMin = 16 << 10
+	directMax = 256 << 10
+)
+
+// writeDirect sends up to len(p) bytes of s, straight from p, as DATA frames
+// on the writing goroutine. It takes the bytes only when no other goroutine
+// is writing, nothing else waits to be sent and s has nothing queued, and it
+// never waits for the socket: what the kernel does not take at once is
+// copied into buffers the link owns and left to the writer, which sends it
+// before anything else. It returns how many bytes of p it took (0: none; the
+// caller queues them as usual).
+func (l *link) writeDirect(s *Stream, p []byte) int {
+	if l.raw == nil {
+		return 0
+	}
+	l.mu.Lock()
+	if l.closed || l.writing || l.due() || l.sendCredit <= 0 || s.inReady {
+		l.mu.Unlock()
+		return 0
+	}
+	s.mu.Lock()
+	if s.sendLen() != 0 || s.err != nil || s.state&(stClosed|stFinQueued) != 0 || s.sendCredit <= 0 {
+		s.mu.Unlock()
+		l.mu.Unlock()
+		return 0
+	}
+	maxFrame := int(l.peer.MaxFrame)
+	n := int(min(int64(len(p)), s.sendCredit, l.sendCredit, directMax, int64(maxInlineBufs/2*maxFrame)))
+	s.sendCredit -= int64(n)
+	l.sendCredit -= int64(n)
+	s.state |= stWrote
+	s.mu.Unlock()
+	l.writing = true
+	w := &l.w
+	w.reset(nil)
+	for off := 0; off < n; off += maxFrame {
+		k := min(maxFrame, n-off)
+		w.frame(wire.Header{Length: uint32(k), Type: wire.TypeData, Circuit: s.id}, nil, p[off:off+k])
+	}
+	l.mu.Unlock()
+	total := len(w.hdrs) + n
+	m, err := l.raw.write(w.bufs)
+	if err == nil && m < total {
+		// The frames are promised: the writer sends the rest before anything
+		// else, from copies, since p goes back to the caller.
+		w.consume(m)
+		w.own()
+		l.handoffs.Add(1)
+		l.mu.Lock()
+		l.handoff = true
+		l.mu.Unlock()
+		l.signal()
+		return n
+	}
+	l.endTurn(err)
+	return n
+}
+
+// endTurn ends a writing goroutine's turn after sendNow or writeDirect: it
+// gives the batch's buffers back, lets the writer go on if there is more,
+// and ends the link if the write failed.
+func (l *link) endTurn(err error) {
+	w := &l.w
 	w.release()
 	w.creditUpstream()
 	l.mu.Lock()
@@ -761,10 +836,6 @@ func (l *link) sendNow(s *Stream) {
 		l.signal()
 	}
 }
-
-// maxInlineBufs bounds the buffers sendNow passes to one writev; a larger
-// batch (many streams' frames) is left whole to the writer.
-const maxInlineBufs = 64
 
 // keepAlive pings a quiet link and reports a dead one.
 func (l *link) keepAlive() error {
@@ -813,6 +884,17 @@ func (w *batch) consume(n int) {
 	k := copy(w.bufs, w.bufs[i:])
 	clear(w.bufs[k:])
 	w.bufs = w.bufs[:k]
+}
+
+// own replaces the batch's buffers with copies in pooled chunks, for bytes
+// whose memory goes back to an application before the batch is sent.
+func (w *batch) own() {
+	for i, b := range w.bufs {
+		c := getChunk(len(b))
+		c.wr = copy(c.buf, b)
+		w.bufs[i] = c.buf[:c.wr]
+		w.done = append(w.done, c)
+	}
 }
 
 func (w *batch) full() bool {

@@ -24,12 +24,18 @@ func (t smallSendBuffer) Dial(ctx context.Context, network, addr string) (net.Co
 	return c, err
 }
 
-// TestSendNowFullSocket: small writes go out on the writing goroutine while
-// the link is idle (sendNow), which never waits for the socket. When the
-// socket is full, the writer must send the rest of that write, then the
+// TestSendNowFullSocket: while the link is idle, a stream's goroutine hands
+// its writes to the kernel itself (sendNow for an interactive stream's short
+// writes, writeDirect for large ones), never waiting for the socket. When
+// the socket is full, the writer must send the rest of that write, then the
 // frames queued behind it, so the bytes arrive complete and in order, and a
 // Write with a deadline still returns at its deadline.
 func TestSendNowFullSocket(t *testing.T) {
+	t.Run("short interactive writes", func(t *testing.T) { testFullSocket(t, 100, true) })
+	t.Run("large writes", func(t *testing.T) { testFullSocket(t, 32<<10, false) })
+}
+
+func testFullSocket(t *testing.T, msg int, interactive bool) {
 	a := newNode(t, testConfig(), func(o *Options) { o.Transports["tcp"] = smallSendBuffer{} })
 	b := newNode(t, testConfig())
 	r := joinViaRelay(t, a, b)
@@ -42,25 +48,29 @@ func TestSendNowFullSocket(t *testing.T) {
 	if l.raw == nil {
 		t.Fatal("the link has no raw socket writer")
 	}
-
-	makeInteractive(t, s, peer)
-	// A second interactive stream, to write on with a deadline while the
-	// path is held.
+	if interactive {
+		makeInteractive(t, s, peer)
+	}
+	// A second stream, to write on with a deadline while the path is held.
 	other, otherPeer := openPair(t, a, b.ID(), ln)
 	makeInteractive(t, other, otherPeer)
 
-	// 1 MB in 100-byte writes, each tagged with its offset, while the relay
-	// holds the path for a while.
-	const total, msg = 10000 * 100, 100
+	// About 1 MB in writes of msg bytes while the relay holds the path for a
+	// while.
+	total := (1 << 20) / msg * msg
 	want := make([]byte, total)
 	for i := range want {
-		want[i] = byte(i / msg * 7)
+		want[i] = byte(i*131 + i>>9)
 	}
 	r.pause()
 	wrote := make(chan error, 1)
 	go func() {
+		// One buffer, reused as applications do: the link must not keep a
+		// reference to it once Write returns.
+		buf := make([]byte, msg)
 		for off := 0; off < total; off += msg {
-			if _, err := s.Write(want[off : off+msg]); err != nil {
+			copy(buf, want[off:off+msg])
+			if _, err := s.Write(buf); err != nil {
 				wrote <- err
 				return
 			}
@@ -74,7 +84,7 @@ func TestSendNowFullSocket(t *testing.T) {
 	other.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 	start := time.Now()
 	for i := 0; i < 10000 && time.Since(start) < 2*time.Second; i++ {
-		if _, err = other.Write(make([]byte, msg)); err != nil {
+		if _, err = other.Write(make([]byte, 100)); err != nil {
 			break
 		}
 	}
