@@ -53,7 +53,7 @@ type link struct {
 	goingAway  bool // the peer said GOAWAY: open nothing new here
 	overrun    bool // the control queue passed maxControl; the link is being closed
 	writing    bool // a goroutine is between take and send; it alone uses w and spare
-	handoff    bool // with writing: sendNow left the rest of w to the writer
+	handoff    bool // with writing: sendNow or writeDirect left the rest of w to the writer
 	w          batch
 	spare      []byte // the control buffer last sent, for reuse
 
@@ -64,7 +64,7 @@ type link struct {
 	rttNanos    atomic.Int64
 	pingSent    atomic.Int64 // nanoseconds since start of the outstanding PING, 0 if none
 	lastPong    atomic.Int64 // nanoseconds since start of the last round-trip sample
-	handoffs    atomic.Int64 // times sendNow left part of a write to the writer
+	handoffs    atomic.Int64 // times sendNow or writeDirect left part of a write to the writer
 
 	wake     chan struct{}
 	done     chan struct{}
@@ -603,9 +603,10 @@ func (l *link) handleWindow(id uint32, inc uint32) error {
 }
 
 // writeLoop is the link's writer: control frames first, then the ready
-// streams in turn, many frames per write call. A writing stream may send its
-// own frames while the writer is idle (see sendNow); the writing flag makes
-// sure one goroutine at a time writes. On exit it closes the connection.
+// streams in turn, many frames per write call. While it is idle, a stream's
+// Write may send its own frames (see sendNow and writeDirect); the writing
+// flag makes sure one goroutine at a time writes. On exit it closes the
+// connection.
 func (l *link) writeLoop() {
 	defer close(l.finished)
 	defer func() {
@@ -638,7 +639,7 @@ func (l *link) writeLoop() {
 			l.mu.Lock()
 		}
 		if l.handoff {
-			// sendNow left part of its batch to the writer.
+			// sendNow or writeDirect left part of its batch to the writer.
 			l.handoff = false
 			l.mu.Unlock()
 			if err := l.send(); err != nil {
@@ -696,11 +697,11 @@ func (l *link) send() error {
 }
 
 // sendNow is schedule for a small write on an interactive stream, called by
-// the writing goroutine: when no other goroutine is writing and nothing else
-// waits, it hands the stream's frames to the kernel itself, which saves a
-// hand-off to the writer on the latency path. It never waits for the socket:
-// what the kernel does not take at once, the writer sends. Links without a
-// raw socket always use the writer.
+// the goroutine that wrote: when no other goroutine is writing and nothing
+// else waits, it hands the stream's queued frames to the kernel itself, which
+// saves a hand-off to the writer on the latency path. It never waits for the
+// socket: what the kernel does not take at once, the writer sends. Links
+// without a raw socket always use the writer.
 func (l *link) sendNow(s *Stream) {
 	if l.raw == nil {
 		l.schedule(s)

@@ -281,7 +281,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 			s.mu.Unlock()
 			return total, nil
 		}
-		if s.sendLen() == 0 && s.sendCredit > 0 && (len(p) >= directMin || s.state&stInteractive != 0 && len(p) <= smallWrite) {
+		if s.sendLen() == 0 && s.sendCredit > 0 && (len(p) >= directMin || (s.state&stInteractive != 0 && len(p) <= smallWrite)) {
 			// Nothing queued: a large write, or a short reply, may go to the
 			// kernel straight from p if the link is idle.
 			s.mu.Unlock()
