@@ -249,8 +249,9 @@ func (s *Stream) consumed(n int) uint32 {
 	return inc
 }
 
-// Write queues p for the peer. It returns once all of p is queued; it blocks
-// while the stream's send buffer is full.
+// Write sends p to the peer. It returns once all of p is queued, or handed to
+// the kernel; it blocks while the stream's send buffer is full, never on the
+// network itself.
 func (s *Stream) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	total := 0
