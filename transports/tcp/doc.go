@@ -5,6 +5,11 @@
 // a transport (core.Transport), on networks "tcp", "tcp4" and "tcp6". It
 // hands core plain net.Conn values and knows nothing of astranet frames: the
 // link handshake, keep-alive pings and multiplexing all happen in core, above
-// it. What it does own is the socket: TCP keep-alive, TCP_NODELAY, and the TLS
-// handshake.
+// it. What it does own is the socket: TCP keep-alive, TCP_NODELAY, socket
+// buffer sizes (ReadBuffer, WriteBuffer; the kernel's autotuning by default),
+// and the TLS handshake.
+//
+// To give a node's TCP links larger socket buffers, for example on a LAN:
+//
+//	astranet.New(astranet.WithTransport(&tcp.Transport{ReadBuffer: 8 << 20}, "tcp", "tcp4", "tcp6"))
 package tcp

@@ -44,6 +44,15 @@ type Transport struct {
 	// HandshakeTimeout bounds each link's TLS handshake. Zero means
 	// DefaultHandshakeTimeout. It is unused without TLS.
 	HandshakeTimeout time.Duration
+
+	// ReadBuffer and WriteBuffer, if positive, set every link's socket
+	// receive and send buffer sizes in bytes (SO_RCVBUF and SO_SNDBUF; the
+	// kernel may double them, and caps them at its maximum). Zero keeps the
+	// kernel's defaults, with its buffer autotuning, which long, fast paths
+	// need. On a LAN, a large receive buffer can raise a busy link's
+	// throughput: in an experiment on loopback, 8 MiB gave bench's bulk100
+	// about 10 % more (bench/RESULTS.md).
+	ReadBuffer, WriteBuffer int
 }
 
 // New returns a Transport for plain TCP with the default settings.
@@ -64,6 +73,10 @@ func (t *Transport) Dial(ctx context.Context, network, addr string) (net.Conn, e
 	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
+	}
+	if err := t.setBuffers(c); err != nil {
+		c.Close()
+		return nil, &net.OpError{Op: "dial", Net: network, Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 	}
 	if t.TLS == nil {
 		return c, nil
@@ -115,10 +128,52 @@ func (t *Transport) Listen(ctx context.Context, network, addr string) (net.Liste
 	if err != nil {
 		return nil, err
 	}
+	if t.ReadBuffer > 0 || t.WriteBuffer > 0 {
+		l = buffersListener{l, t}
+	}
 	if t.TLS == nil {
 		return l, nil
 	}
 	return newTLSListener(l, t.TLS, t.handshakeTimeout()), nil
+}
+
+// setBuffers applies ReadBuffer and WriteBuffer to c.
+func (t *Transport) setBuffers(c net.Conn) error {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	if t.ReadBuffer > 0 {
+		if err := tc.SetReadBuffer(t.ReadBuffer); err != nil {
+			return fmt.Errorf("setting the receive buffer: %w", err)
+		}
+	}
+	if t.WriteBuffer > 0 {
+		if err := tc.SetWriteBuffer(t.WriteBuffer); err != nil {
+			return fmt.Errorf("setting the send buffer: %w", err)
+		}
+	}
+	return nil
+}
+
+// buffersListener applies the transport's buffer sizes to every connection
+// it accepts. A connection whose sizes cannot be set is closed and skipped.
+type buffersListener struct {
+	net.Listener
+	t *Transport
+}
+
+func (l buffersListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.t.setBuffers(c) == nil {
+			return c, nil
+		}
+		c.Close()
+	}
 }
 
 func (t *Transport) handshakeTimeout() time.Duration {

@@ -185,6 +185,8 @@ func TestEcho(t *testing.T) {
 		{"tls", "tcp", "127.0.0.1:0", &Transport{TLS: p.serverTLS(false)}, &Transport{TLS: p.clientTLS(false)}},
 		{"tls6", "tcp6", "[::1]:0", &Transport{TLS: p.serverTLS(false)}, &Transport{TLS: p.clientTLS(false)}},
 		{"mutual tls", "tcp", "127.0.0.1:0", &Transport{TLS: p.serverTLS(true)}, &Transport{TLS: p.clientTLS(true)}},
+		{"socket buffers", "tcp", "127.0.0.1:0", &Transport{ReadBuffer: 1 << 20, WriteBuffer: 1 << 20}, &Transport{ReadBuffer: 1 << 20, WriteBuffer: 1 << 20}},
+		{"tls with socket buffers", "tcp", "127.0.0.1:0", &Transport{TLS: p.serverTLS(false), ReadBuffer: 1 << 20}, &Transport{TLS: p.clientTLS(false), ReadBuffer: 1 << 20}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
