@@ -890,11 +890,16 @@ func (w *batch) consume(n int) {
 // own replaces the batch's buffers with copies in pooled chunks, for bytes
 // whose memory goes back to an application before the batch is sent.
 func (w *batch) own() {
-	for i, b := range w.bufs {
-		c := getChunk(len(b))
-		c.wr = copy(c.buf, b)
-		w.bufs[i] = c.buf[:c.wr]
-		w.done = append(w.done, c)
+	bufs := w.bufs
+	w.bufs = make(net.Buffers, 0, len(bufs))
+	for _, b := range bufs {
+		for len(b) > 0 {
+			c := getChunk(len(b))
+			c.wr = copy(c.buf, b)
+			w.bufs = append(w.bufs, c.buf[:c.wr])
+			w.done = append(w.done, c)
+			b = b[c.wr:]
+		}
 	}
 }
 

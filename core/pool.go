@@ -25,24 +25,21 @@ type chunk struct {
 	next   *chunk
 }
 
+// getChunk returns a pooled chunk for need bytes: a small one if they fit,
+// else a large one, which may hold only the first largeBuf of them.
 func getChunk(need int) *chunk {
-	switch {
-	case need <= smallBuf:
+	if need <= smallBuf {
 		return smallPool.Get().(*chunk)
-	case need <= largeBuf:
-		return largePool.Get().(*chunk)
-	default:
-		return &chunk{buf: make([]byte, need)}
 	}
+	return largePool.Get().(*chunk)
 }
 
 // putChunk gives c back; the caller must hold no reference to it or its buffer.
 func putChunk(c *chunk) {
 	c.rd, c.wr, c.next = 0, 0, nil
-	switch len(c.buf) {
-	case smallBuf:
+	if len(c.buf) == smallBuf {
 		smallPool.Put(c)
-	case largeBuf:
+	} else {
 		largePool.Put(c)
 	}
 }
