@@ -26,7 +26,8 @@ type Options struct {
 	// that serves them in ListenAndServe and Join.
 	Transports map[string]Transport
 	// Routing and Discovery, when set, run in the node; without them it reaches
-	// only its direct neighbours and finds services by asking them.
+	// only its direct neighbours and finds services by asking them. The node
+	// owns them: it closes them when it closes, or when New fails.
 	Routing   Routing
 	Discovery Discovery
 	// LoopBack lets the node dial its own listeners.
@@ -72,8 +73,20 @@ type Node struct {
 // ephemeralPorts start here; ports below are for applications to choose.
 const ephemeralPorts = 1 << 24
 
-// New starts a node.
-func New(opts Options) (*Node, error) {
+// New starts a node. If it fails, it closes opts.Routing and opts.Discovery,
+// so that no plugin process outlives the attempt.
+func New(opts Options) (n *Node, err error) {
+	defer func() {
+		if err == nil {
+			return
+		}
+		if opts.Routing != nil {
+			opts.Routing.Close()
+		}
+		if opts.Discovery != nil {
+			opts.Discovery.Close()
+		}
+	}()
 	cfg := opts.Config
 	if err := cfg.Verify(); err != nil {
 		return nil, err
@@ -84,7 +97,7 @@ func New(opts Options) (*Node, error) {
 		crand.Read(b[:])
 		id = NodeID(binary.BigEndian.Uint64(b[:]))
 	}
-	n := &Node{
+	n = &Node{
 		id:         id,
 		cfg:        cfg,
 		log:        cfg.Logger.Named("astranet").With("node", id.String()),
@@ -108,9 +121,6 @@ func New(opts Options) (*Node, error) {
 	}
 	if n.discovery != nil {
 		if err := n.discovery.Start(n, n.publishServices); err != nil {
-			if n.routing != nil {
-				n.routing.Close()
-			}
 			return nil, fmt.Errorf("astranet: starting discovery: %w", err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/astranet-go/astranet/core"
+	"github.com/astranet-go/astranet/core/routing"
 	"github.com/astranet-go/astranet/core/wire"
 	"github.com/hashicorp/go-hclog"
 )
@@ -645,5 +646,24 @@ func TestSnapshotTooBigForPeerWarnsOnce(t *testing.T) {
 	}
 	if len(small.Links()) != 1 {
 		t.Error("the link went down")
+	}
+}
+
+// TestFailedNodeClosesDiscovery: when core.New fails (here, routing refuses
+// to start), it closes the discovery it was given, so that a plugin process
+// behind it does not outlive the attempt.
+func TestFailedNodeClosesDiscovery(t *testing.T) {
+	m := NewMesh(MeshOptions{})
+	r := routing.New(routing.Options{HoldDown: -time.Second})
+	if _, err := core.New(core.Options{Config: core.DefaultConfig(), Routing: r, Discovery: m}); err == nil {
+		t.Fatal("core.New with routing that cannot start succeeded")
+	}
+	n, err := core.New(core.Options{Config: core.DefaultConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := m.Start(n, func([]core.Service) {}); !errors.Is(err, core.ErrClosed) {
+		t.Fatalf("the discovery given to a failed core.New: Start says %v, want it closed", err)
 	}
 }
