@@ -85,21 +85,24 @@ func WithDiscovery(f func(core.Config) (core.Discovery, error)) Option {
 // package plugins): the node starts it, supervises it and restarts it.
 func WithDiscoveryPlugin(cfg plugins.Config) Option {
 	return WithDiscovery(func(c core.Config) (core.Discovery, error) {
-		if cfg.Logger == nil {
-			cfg.Logger = c.Logger
-		}
-		return plugins.LoadDiscovery(context.Background(), cfg)
+		return plugins.LoadDiscovery(context.Background(), withLogger(cfg, c))
 	})
 }
 
 // WithRoutingPlugin runs routing in the plugin binary cfg names.
 func WithRoutingPlugin(cfg plugins.Config) Option {
 	return WithRouting(func(c core.Config) (core.Routing, error) {
-		if cfg.Logger == nil {
-			cfg.Logger = c.Logger
-		}
-		return plugins.LoadRouting(context.Background(), cfg)
+		return plugins.LoadRouting(context.Background(), withLogger(cfg, c))
 	})
+}
+
+// withLogger returns a copy of cfg that logs through the node's logger if it
+// has none of its own. A copy: the options of several nodes share cfg.
+func withLogger(cfg plugins.Config, c core.Config) plugins.Config {
+	if cfg.Logger == nil {
+		cfg.Logger = c.Logger
+	}
+	return cfg
 }
 
 // DefaultRouting builds the embedded distance-vector routing.
