@@ -30,7 +30,19 @@ type MeshOptions struct {
 	// and relays the services of others. A node whose capabilities lack
 	// wire.CapServer behaves so too. Default false: a server.
 	Client bool
+	// MaxOrigins bounds the nodes whose services this node holds (and the
+	// tombstones of those found unreachable), so that a neighbour inventing
+	// origins cannot grow its memory without end: snapshots from further new
+	// origins are dropped while it is full. Default 65536.
+	MaxOrigins int
 }
+
+// DefaultMaxOrigins is MeshOptions.MaxOrigins when it is zero.
+const DefaultMaxOrigins = 1 << 16
+
+// minRelay is the shortest time between two relays of one origin's
+// refreshes, whatever interval the origin claims.
+const minRelay = 10 * time.Millisecond
 
 // expiry is how long an origin lives without a refresh, in its intervals.
 const expiry = 3.5
@@ -61,6 +73,7 @@ type Mesh struct {
 	log      hclog.Logger
 	interval time.Duration
 	client   bool
+	maxOrig  int
 
 	kick chan struct{} // wakes the announcer; capacity 1
 	done chan struct{}
@@ -86,6 +99,7 @@ type Mesh struct {
 	view      []core.Service                      // what was last published
 	watchers  map[*watcher]struct{}
 	warned    map[uint64]struct{} // links a send failed on, to warn once
+	full      time.Time           // when "too many origins" was last logged
 }
 
 // origin is what a node holds about one announcing node.
@@ -118,10 +132,14 @@ func NewMesh(opts MeshOptions) *Mesh {
 	if opts.Interval == 0 {
 		opts.Interval = time.Second
 	}
+	if opts.MaxOrigins <= 0 {
+		opts.MaxOrigins = DefaultMaxOrigins
+	}
 	m := &Mesh{
 		log:      opts.Logger.Named("discovery"),
 		interval: min(max(opts.Interval, minInterval), maxInterval),
 		client:   opts.Client,
+		maxOrig:  opts.MaxOrigins,
 		kick:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		own:      make(map[uint32]core.Service),
@@ -321,7 +339,9 @@ func (m *Mesh) unlink(l core.LinkInfo, rs []core.Route, now time.Time) []outgoin
 		}
 	}
 	delete(m.origins, l.Peer)
-	m.gone[l.Peer] = tombstone{seq: o.seq, at: now, until: now.Add(time.Duration(expiry * float64(o.interval)))}
+	if len(m.gone) < m.maxOrig {
+		m.gone[l.Peer] = tombstone{seq: o.seq, at: now, until: now.Add(time.Duration(expiry * float64(o.interval)))}
+	}
 	m.republish()
 	m.signal() // the announcer may sleep less now that a tombstone waits
 	return out
@@ -381,6 +401,13 @@ func (m *Mesh) take(from core.LinkInfo, s *snapshot, body []byte, now time.Time)
 		return // a copy from before the origin was found unreachable
 	}
 	o := m.origins[s.origin]
+	if o == nil && len(m.origins) >= m.maxOrig {
+		if m.full.IsZero() || now.Sub(m.full) > time.Minute {
+			m.full = now
+			m.log.Warn("too many origins; dropping snapshots from new ones", "max", m.maxOrig, "origin", s.origin, "peer", from.Peer)
+		}
+		return
+	}
 	switch {
 	case o == nil || s.seq > o.seq:
 		delete(m.gone, s.origin)
@@ -392,7 +419,7 @@ func (m *Mesh) take(from core.LinkInfo, s *snapshot, body []byte, now time.Time)
 	case s.seq == o.seq && heard.After(o.heard):
 		// A refresh. Copies arriving over several paths are passed on once.
 		o.heard = heard
-		if now.Sub(o.relayed) >= o.interval/2 {
+		if now.Sub(o.relayed) >= max(o.interval/2, minRelay) {
 			o.relayed = now
 			m.queue(s.origin, from.ID)
 			m.signal()

@@ -667,3 +667,40 @@ func TestFailedNodeClosesDiscovery(t *testing.T) {
 		t.Fatalf("the discovery given to a failed core.New: Start says %v, want it closed", err)
 	}
 }
+
+// TestMaxOrigins: a neighbour that invents origins fills this node's table
+// only up to MaxOrigins (its own origin and its neighbour's count too);
+// snapshots from further new origins are dropped.
+func TestMaxOrigins(t *testing.T) {
+	const max = 5
+	tn := newNet(t)
+	a, _ := tn.add(MeshOptions{})
+	b, mb := tn.add(MeshOptions{MaxOrigins: max})
+	tn.link(a, b)
+	link := a.Links()[0].ID
+	for origin := range core.NodeID(6) {
+		msg, err := appendSnapshot(nil, &snapshot{origin: 100 + origin, seq: 1, interval: time.Hour,
+			services: []core.Service{{Name: fmt.Sprint("s", int(origin)), Node: 100 + origin, Port: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Send(link, wire.KindDiscovery, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := func() int {
+		mb.mu.Lock()
+		defer mb.mu.Unlock()
+		return len(mb.origins)
+	}
+	waitFor(t, 2*time.Second, "a full table at B", func() bool { return held() == max })
+	// The later snapshots follow on the same link, in order: give them time
+	// to be refused.
+	time.Sleep(50 * time.Millisecond)
+	if n := held(); n != max {
+		t.Fatalf("B holds %d origins, want %d", n, max)
+	}
+	if !has(b, "s0", 100) || has(b, "s5", 105) {
+		t.Errorf("first invented origin held %v (want true), last %v (want false)", has(b, "s0", 100), has(b, "s5", 105))
+	}
+}
