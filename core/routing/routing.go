@@ -108,8 +108,7 @@ type dest struct {
 	requestWait  time.Duration // before asking for it again, if still starved
 	requests     int           // seqno requests started, to rotate their target
 
-	forwarded bool // a request was forwarded: fwdSeqno at fwdAt
-	fwdSeqno  uint16
+	forwarded bool // a request was forwarded, at fwdAt
 	fwdAt     time.Time
 }
 
@@ -314,8 +313,11 @@ func (r *Routing) handleRequest(n *neighbour, q request, now time.Time) {
 	if q.Hops <= 1 {
 		return
 	}
-	if d.forwarded && !seqnoNewer(q.Seqno, d.fwdSeqno) && now.Before(d.fwdAt.Add(r.opts.Interval)) {
-		return // already on its way
+	if d.forwarded && now.Before(d.fwdAt.Add(r.opts.Interval)) {
+		// One forward per destination per interval: a request is already on
+		// its way, and a requester raising the seqno each time must not get
+		// a flood through for each.
+		return
 	}
 	// Towards the origin: the selected next hop, else the neighbour with the
 	// best (perhaps unfeasible) route, never back to the requester. A node
@@ -334,13 +336,15 @@ func (r *Routing) handleRequest(n *neighbour, q request, now time.Time) {
 			}
 		}
 	}
-	d.forwarded, d.fwdSeqno, d.fwdAt = true, q.Seqno, now
-	body := appendRequest(nil, request{Dst: q.Dst, Seqno: q.Seqno, Hops: q.Hops - 1})
-	switch {
-	case to != nil:
-		r.send(to.link, body)
+	if to == nil && !d.hasFD {
 		return
-	case !d.hasFD:
+	}
+	d.forwarded, d.fwdAt = true, now
+	// A peer may claim any hop count: never pass on more than this node
+	// itself would ask with.
+	body := appendRequest(nil, request{Dst: q.Dst, Seqno: q.Seqno, Hops: min(q.Hops, r.opts.RequestHops) - 1})
+	if to != nil {
+		r.send(to.link, body)
 		return
 	}
 	for link := range r.neighbours {
