@@ -32,7 +32,8 @@ type Config struct {
 	// CallTimeout bounds each call on the plugin. Default 2 s.
 	CallTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait before a restart: it starts at
-	// MinBackoff and doubles after each failed start. Defaults 50 ms, 5 s.
+	// MinBackoff and doubles after each failed start, and after each crash
+	// of a process that served for less than MaxBackoff. Defaults 50 ms, 5 s.
 	MinBackoff, MaxBackoff time.Duration
 	// KillTimeout bounds Close's wait for the plugin to exit. Default 3 s.
 	KillTimeout time.Duration

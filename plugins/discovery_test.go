@@ -191,3 +191,44 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestCrashLoopBacksOff: a plugin that dies soon after each start is
+// restarted after longer and longer waits (up to MaxBackoff), not every
+// MinBackoff for ever; one that served for longer than MaxBackoff is
+// restarted quickly again.
+func TestCrashLoopBacksOff(t *testing.T) {
+	cfg := plugins.DefaultConfig(examplePlugin)
+	cfg.MinBackoff = 50 * time.Millisecond
+	cfg.MaxBackoff = 400 * time.Millisecond
+	d := load(t, cfg)
+	n, err := core.New(core.Options{Config: quiet(), Discovery: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	crash := func(round int) time.Duration {
+		t.Helper()
+		if err := syscall.Kill(d.Pid(), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the restart", 10*time.Second, func() bool { return d.Restarts() == round && !d.Stale() })
+		return d.LastRestart()
+	}
+	time.Sleep(cfg.MaxBackoff + 100*time.Millisecond) // the first process has served long enough
+	var gaps []time.Duration
+	for round := 1; round <= 4; round++ {
+		gaps = append(gaps, crash(round)) // each kill right after the restart
+	}
+	t.Logf("restart gaps after quick crashes: %v", gaps)
+	// The waits are 50, 100, 200 and 400 ms, less up to a quarter of jitter.
+	if gaps[0] > 300*time.Millisecond {
+		t.Errorf("first restart took %v; want about MinBackoff", gaps[0])
+	}
+	if gaps[3] < 300*time.Millisecond {
+		t.Errorf("fourth quick crash restarted after %v; want the backoff grown to about MaxBackoff", gaps[3])
+	}
+	time.Sleep(cfg.MaxBackoff + 100*time.Millisecond)
+	if gap := crash(5); gap > 300*time.Millisecond {
+		t.Errorf("a crash after serving a while restarted after %v; want about MinBackoff again", gap)
+	}
+}

@@ -42,6 +42,10 @@ type supervisor struct {
 	closed   bool
 	restarts atomic.Int64
 	lastGap  atomic.Int64 // nanoseconds from the last crash seen to serving again
+
+	// Used by the watcher goroutine only (start sets them before it runs).
+	serving time.Time     // when the current process began to serve
+	backoff time.Duration // the wait before the next restart
 }
 
 func (s *supervisor) init() {
@@ -58,6 +62,7 @@ func (s *supervisor) start(p *process) bool {
 	}
 	s.cur.Store(p)
 	s.up(p)
+	s.serving, s.backoff = time.Now(), s.cfg.MinBackoff
 	s.wg.Add(1)
 	go s.watch()
 	return true
@@ -105,7 +110,14 @@ func (s *supervisor) watch() {
 		}
 		s.cur.Store(nil)
 		s.mu.Unlock()
-		s.log.Warn("plugin down; restarting", "plugin", s.name, "reason", why)
+		// A process that served for a while earns a quick restart; one that
+		// dies soon after starting waits longer each time, up to MaxBackoff,
+		// so that a plugin crashing at once is not relaunched every few
+		// milliseconds for ever.
+		if detected.Sub(s.serving) > s.cfg.MaxBackoff {
+			s.backoff = s.cfg.MinBackoff
+		}
+		s.log.Warn("plugin down; restarting", "plugin", s.name, "reason", why, "after", s.backoff)
 		s.down(p, why)
 		if err := p.kill(s.cfg.KillTimeout); err != nil {
 			s.log.Warn("killing the old plugin process", "error", err)
@@ -117,10 +129,11 @@ func (s *supervisor) watch() {
 }
 
 // restart launches and activates processes, with backoff, until one serves
-// or the supervisor closes.
+// or the supervisor closes. The backoff carries over to the next crash.
 func (s *supervisor) restart(detected time.Time) bool {
-	wait := s.cfg.MinBackoff
 	for attempt := 1; ; attempt++ {
+		wait := s.backoff
+		s.backoff = min(2*s.backoff, s.cfg.MaxBackoff)
 		jittered := wait - time.Duration(rand.Int64N(int64(wait)/4+1))
 		select {
 		case <-s.ctx.Done():
@@ -143,6 +156,7 @@ func (s *supervisor) restart(detected time.Time) bool {
 			s.cur.Store(p)
 			s.up(p)
 			s.mu.Unlock()
+			s.serving = time.Now()
 			gap := time.Since(detected)
 			s.restarts.Add(1)
 			s.lastGap.Store(int64(gap))
@@ -153,7 +167,6 @@ func (s *supervisor) restart(detected time.Time) bool {
 			return false
 		}
 		s.log.Warn("plugin restart failed", "plugin", s.name, "attempt", attempt, "error", err)
-		wait = min(2*wait, s.cfg.MaxBackoff)
 	}
 }
 
