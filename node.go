@@ -222,7 +222,7 @@ func (n *node) Close() error {
 		return err
 	}
 	err = c.Close()
-	n.up.wg.Wait()
+	n.up.close()
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/astranet-go/astranet/core"
 )
@@ -18,8 +19,10 @@ const metaListen = "astranet.listen"
 // WithDirectUpgrade lets long-lived traffic stop crossing routers, as the
 // original's FOLLOW did. The node announces where it can be joined in the
 // metadata of the services it binds. When it dials a service on a node it has
-// no link to, it joins that node directly in the background (once per node,
-// if that node announced an address), and later dials take the direct link.
+// no link to, it connects to that node directly in the background (if that
+// node announced an address; at most once a minute per node), and later dials
+// take the direct link. A direct link is not re-dialled when it drops: the
+// next dial that crosses a router upgrades again.
 //
 // advertise lists the addresses to announce ("tcp4://10.0.0.5:10000"); with
 // none, the node announces the addresses ListenAndServe bound to, skipping
@@ -33,12 +36,49 @@ func WithDirectUpgrade(advertise ...string) Option {
 	}
 }
 
+// upgradeEvery is how often a node tries (or checks) a direct link to one
+// peer at most.
+const upgradeEvery = time.Minute
+
 // upgrader is the direct-upgrade state of one node.
 type upgrader struct {
 	mu     sync.Mutex
-	listen []string        // "network://address" this node accepts links on
-	tried  map[NodeID]bool // nodes already joined (or tried) directly
-	wg     sync.WaitGroup  // background joins, waited for by Close
+	listen []string             // "network://address" this node accepts links on
+	tried  map[NodeID]time.Time // when a direct link to each node was last tried or found; pruned after upgradeEvery
+	closed bool                 // set by Close: no new attempts
+	wg     sync.WaitGroup       // attempts in flight, waited for by Close
+}
+
+// due reports whether peer may be looked at now, and if so records the
+// attempt. Entries older than upgradeEvery are dropped, so the map holds
+// only the peers of the last minute.
+func (u *upgrader) due(peer NodeID, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return false
+	}
+	if at, ok := u.tried[peer]; ok && now.Sub(at) < upgradeEvery {
+		return false
+	}
+	if u.tried == nil {
+		u.tried = map[NodeID]time.Time{}
+	}
+	for p, at := range u.tried {
+		if now.Sub(at) >= upgradeEvery {
+			delete(u.tried, p)
+		}
+	}
+	u.tried[peer] = now
+	return true
+}
+
+// close stops new attempts and waits for those in flight.
+func (u *upgrader) close() {
+	u.mu.Lock()
+	u.closed = true
+	u.mu.Unlock()
+	u.wg.Wait()
 }
 
 // noteListen records an address ListenAndServe bound to.
@@ -80,13 +120,16 @@ func (n *node) announce(md map[string]string) map[string]string {
 	return out
 }
 
-// upgrade joins the node behind conn directly if it is not a neighbour yet
-// and announced where it can be joined.
+// upgrade connects directly to the node behind conn if it is not a neighbour
+// yet and announced where it can be joined.
 func (n *node) upgrade(c *core.Node, conn net.Conn, service string) {
 	if !n.s.upgrade || service == "" {
 		return
 	}
 	peer := conn.RemoteAddr().(core.Addr).Node
+	if peer == c.ID() || !n.up.due(peer, time.Now()) {
+		return
+	}
 	for _, l := range c.Links() {
 		if l.Peer == peer {
 			return
@@ -99,22 +142,21 @@ func (n *node) upgrade(c *core.Node, conn net.Conn, service string) {
 			break
 		}
 	}
+	if addrs == "" {
+		return
+	}
 	n.up.mu.Lock()
-	if addrs == "" || n.up.tried[peer] {
+	if n.up.closed {
 		n.up.mu.Unlock()
 		return
 	}
-	if n.up.tried == nil {
-		n.up.tried = map[NodeID]bool{}
-	}
-	n.up.tried[peer] = true
 	n.up.wg.Add(1)
 	n.up.mu.Unlock()
 	go func() {
 		defer n.up.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), n.s.cfg.HandshakeTimeout)
+		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		go func() { // a closing node ends the attempt
+		go func() { // a closing node ends the attempt (Connect bounds it too)
 			select {
 			case <-c.Done():
 				cancel()
@@ -126,8 +168,8 @@ func (n *node) upgrade(c *core.Node, conn net.Conn, service string) {
 			if _, known := n.s.transports[network]; !ok || !known {
 				continue
 			}
-			if err := c.Join(ctx, network, addr); err == nil {
-				n.s.cfg.Logger.Debug("joined directly", "peer", peer, "addr", a)
+			if err := c.Connect(ctx, network, addr); err == nil {
+				n.s.cfg.Logger.Debug("connected directly", "peer", peer, "addr", a)
 				return
 			}
 		}

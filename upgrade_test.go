@@ -51,3 +51,27 @@ func TestDirectUpgrade(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgraderDue: a peer is looked at most once per upgradeEvery, and the
+// record of attempts holds only the last upgradeEvery's peers.
+func TestUpgraderDue(t *testing.T) {
+	var u upgrader
+	t0 := time.Now()
+	if !u.due(1, t0) || u.due(1, t0.Add(upgradeEvery/2)) {
+		t.Fatal("peer 1: want one attempt per upgradeEvery")
+	}
+	for p := NodeID(2); p < 1000; p++ {
+		u.due(p, t0)
+	}
+	later := t0.Add(upgradeEvery)
+	if !u.due(1, later) {
+		t.Fatal("peer 1 not due again after upgradeEvery")
+	}
+	if len(u.tried) != 1 {
+		t.Fatalf("%d peers remembered after they all aged out, want 1", len(u.tried))
+	}
+	u.close()
+	if u.due(5, later.Add(upgradeEvery)) {
+		t.Fatal("an attempt after close")
+	}
+}

@@ -472,24 +472,48 @@ func (n *Node) acceptLinks(ln net.Listener, network string) {
 // it keeps a link to addr up, re-dialling with jittered backoff whenever it
 // drops, until Close.
 func (n *Node) Join(ctx context.Context, network, addr string) error {
-	t, err := n.transport(network)
+	l, t, err := n.dialToServe(ctx, network, addr)
 	if err != nil {
 		return err
 	}
-	l, err := n.dialLink(ctx, t, network, addr)
+	go n.keepJoined(l, t, network, addr)
+	return nil
+}
+
+// Connect dials addr, completes the link's handshake and serves the link in
+// the background until it ends; unlike Join it never re-dials.
+func (n *Node) Connect(ctx context.Context, network, addr string) error {
+	l, _, err := n.dialToServe(ctx, network, addr)
 	if err != nil {
 		return err
+	}
+	go func() {
+		defer n.wg.Done()
+		n.serve(l)
+	}()
+	return nil
+}
+
+// dialToServe dials addr and returns the handshaken link, with n.wg counting
+// the goroutine the caller starts to serve it.
+func (n *Node) dialToServe(ctx context.Context, network, addr string) (*link, Transport, error) {
+	t, err := n.transport(network)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := n.dialLink(ctx, t, network, addr)
+	if err != nil {
+		return nil, nil, err
 	}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		l.terminate(ErrClosed, true)
-		return ErrClosed
+		l.terminate(ErrClosed, true) // not under n.mu: it calls linkDown
+		return nil, nil, ErrClosed
 	}
 	n.wg.Add(1)
 	n.mu.Unlock()
-	go n.keepJoined(l, t, network, addr)
-	return nil
+	return l, t, nil
 }
 
 func (n *Node) dialLink(ctx context.Context, t Transport, network, addr string) (*link, error) {
