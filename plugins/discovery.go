@@ -252,26 +252,33 @@ func (d *Discovery) syncOnce() bool {
 		return true
 	}
 	dc := client(p)
+	// The first call that fails in a way worth retrying ends the round: a
+	// plugin that did not answer one call would likely time out on the rest,
+	// one CallTimeout each, and hold up Close as long.
 	ok := true
+sync:
 	for k, s := range want {
 		if h, found := have[k]; found && maps.Equal(h.Metadata, s.Metadata) {
 			continue
 		}
 		if err := dc.Register(s); err != nil && retryable(err) {
 			ok = false
-			continue
+			break sync
 		} else if err != nil {
 			d.log.Warn("plugin refused a registration", "service", s.Name, "port", s.Port, "error", err)
 		}
 		have[k] = s
 	}
 	for k, s := range have {
+		if !ok {
+			break
+		}
 		if _, found := want[k]; found {
 			continue
 		}
 		if err := dc.Deregister(s); err != nil && retryable(err) {
 			ok = false
-			continue
+			break
 		}
 		delete(have, k)
 	}
@@ -357,13 +364,19 @@ func (d *Discovery) Close() error {
 	d.pending = nil
 	d.mu.Unlock()
 	p := d.sup.close()
+	// Close the clients first: that cancels a registration in flight, which
+	// the sync goroutine may be waiting on.
+	for _, q := range []*process{p, pending} {
+		if q != nil {
+			client(q).Close()
+		}
+	}
 	if started {
 		<-d.syncDone
 	}
 	var err error
 	for _, q := range []*process{p, pending} {
 		if q != nil {
-			client(q).Close()
 			err = errors.Join(err, q.kill(d.cfg.KillTimeout))
 		}
 	}

@@ -3,6 +3,7 @@ package plugins_test
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,5 +231,37 @@ func TestCrashLoopBacksOff(t *testing.T) {
 	time.Sleep(cfg.MaxBackoff + 100*time.Millisecond)
 	if gap := crash(5); gap > 300*time.Millisecond {
 		t.Errorf("a crash after serving a while restarted after %v; want about MinBackoff again", gap)
+	}
+}
+
+// TestCloseFrozenPluginPrompt: closing a node whose discovery plugin has
+// stopped answering, with registrations waiting to be sent, takes about
+// KillTimeout, not a CallTimeout per pending registration.
+func TestCloseFrozenPluginPrompt(t *testing.T) {
+	cfg := plugins.DefaultConfig(examplePlugin)
+	cfg.CallTimeout = time.Second
+	cfg.KillTimeout = 300 * time.Millisecond
+	d := load(t, cfg)
+	n, err := core.New(core.Options{Config: quiet(), Discovery: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := d.Pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	for i := range 5 {
+		if _, err := n.Bind(0, fmt.Sprint("pending", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // a registration is now waiting on the frozen plugin
+	start := time.Now()
+	n.Close()
+	if took := time.Since(start); took > 2*cfg.CallTimeout {
+		t.Fatalf("Close took %v with a frozen plugin; want about KillTimeout (%v)", took, cfg.KillTimeout)
+	} else {
+		t.Logf("Close took %v", took)
 	}
 }
