@@ -3,6 +3,7 @@ package astranet
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -123,9 +124,11 @@ func (r *RegistryStorage) Watch(ctx context.Context) <-chan []ServiceId {
 	return out
 }
 
+// sameEntry reports whether Watch may treat a and b as the same entry: all
+// but Updated (which moves with every routing refresh) equal.
 func sameEntry(a, b ServiceId) bool {
 	return a.Service == b.Service && a.Host == b.Host && a.Port == b.Port &&
-		a.Upstream == b.Upstream && a.Metric == b.Metric
+		a.Upstream == b.Upstream && a.Metric == b.Metric && maps.Equal(a.Metadata, b.Metadata)
 }
 
 func (n *node) Services() []ServiceId {
