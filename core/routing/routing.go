@@ -49,7 +49,7 @@ type Routing struct {
 	// LinkDown), and one goroutine doing them keeps messages to a neighbour
 	// in order, so that a stale update never overtakes a newer one.
 	queue      []outgoing
-	queueBytes int
+	queueBytes map[uint64]int // per link
 	table      []core.Route
 	tableReady bool
 
@@ -64,9 +64,12 @@ type outgoing struct {
 	body []byte
 }
 
-// maxQueue bounds the bytes queued for sending. Beyond it messages are
-// dropped: the next periodic update repairs what they would have said.
-const maxQueue = 8 << 20
+// maxQueue bounds the bytes queued for sending to one neighbour (half of
+// what core lets a link's control queue hold). Beyond it messages to that
+// neighbour are dropped: the next periodic update repairs what they would
+// have said. A budget per neighbour, so that a full table for many
+// neighbours at once does not starve some of them every round.
+const maxQueue = 2 << 20
 
 // neighbour is one link and what routing knows of it.
 type neighbour struct {
@@ -620,12 +623,15 @@ func (r *Routing) buildTable() {
 
 // send queues body for the neighbour on link. Caller holds r.mu.
 func (r *Routing) send(link uint64, body []byte) {
-	if r.queueBytes+len(body) > maxQueue {
+	if r.queueBytes[link]+len(body) > maxQueue {
 		r.log.Debug("send queue full: dropping a routing message", "link", link)
 		return
 	}
+	if r.queueBytes == nil {
+		r.queueBytes = make(map[uint64]int)
+	}
 	r.queue = append(r.queue, outgoing{link, body})
-	r.queueBytes += len(body)
+	r.queueBytes[link] += len(body)
 	r.signal()
 }
 
@@ -642,7 +648,8 @@ func (r *Routing) signal() {
 func (r *Routing) drain() {
 	r.mu.Lock()
 	queue, table, ready := r.queue, r.table, r.tableReady
-	r.queue, r.queueBytes, r.table, r.tableReady = nil, 0, nil, false
+	r.queue, r.table, r.tableReady = nil, nil, false
+	clear(r.queueBytes)
 	r.mu.Unlock()
 	for _, o := range queue {
 		r.sendMessage(o.link, o.body)
