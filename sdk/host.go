@@ -18,6 +18,10 @@ import (
 // slow to take them loses the excess and is told how many in the next event.
 const receiveQueue = 1024
 
+// maxReceivers bounds the Receive streams a plugin may hold open at once:
+// each has its own queue, and every event is copied to each.
+const maxReceivers = 4
+
 // hostServer is the Host service the host node serves to its plugin: the
 // plugin's way back into the mesh.
 type hostServer struct {
@@ -68,6 +72,10 @@ func (h *hostServer) Routes(context.Context, *pluginv1.RoutesRequest) (*pluginv1
 func (h *hostServer) Receive(_ *pluginv1.ReceiveRequest, stream grpc.ServerStreamingServer[pluginv1.Received]) error {
 	sub := &subscriber{ch: make(chan *pluginv1.Received, receiveQueue)}
 	h.mu.Lock()
+	if len(h.subs) >= maxReceivers {
+		h.mu.Unlock()
+		return status.Errorf(codes.ResourceExhausted, "at most %d Receive streams at once", maxReceivers)
+	}
 	h.subs[sub] = struct{}{}
 	h.mu.Unlock()
 	defer func() {

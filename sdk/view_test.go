@@ -3,10 +3,12 @@ package sdk
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/astranet-go/astranet/core"
 	"github.com/astranet-go/astranet/core/wire"
 	pluginv1 "github.com/astranet-go/astranet/sdk/proto/astranet/plugin/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -107,5 +109,48 @@ func TestHostSendKinds(t *testing.T) {
 	}
 	if len(m.sent) != 3 {
 		t.Fatalf("sent %v", m.sent)
+	}
+}
+
+// receiveStream is the server side of one Receive call, for calling the
+// host's handler directly.
+type receiveStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s receiveStream) Context() context.Context      { return s.ctx }
+func (s receiveStream) Send(*pluginv1.Received) error { return nil }
+
+// TestHostReceiveStreamsBounded: a plugin may hold a few Receive streams at
+// once, not any number (each has a queue and gets a copy of every event).
+func TestHostReceiveStreamsBounded(t *testing.T) {
+	h := newHostServer(&nopMesh{}, wire.KindDiscovery)
+	defer h.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, maxReceivers)
+	for range maxReceivers {
+		go func() { done <- h.Receive(&pluginv1.ReceiveRequest{}, receiveStream{ctx: ctx}) }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.mu.Lock()
+		n := len(h.subs)
+		h.mu.Unlock()
+		if n == maxReceivers {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Receive streams open, want %d", n, maxReceivers)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	err := h.Receive(&pluginv1.ReceiveRequest{}, receiveStream{ctx: ctx})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("one Receive stream too many: %v, want ResourceExhausted", err)
+	}
+	cancel()
+	for range maxReceivers {
+		<-done
 	}
 }
