@@ -21,7 +21,7 @@ type process struct {
 	client  *plugin.Client
 	raw     any // *sdk.DiscoveryClient or *sdk.RoutingClient
 	pid     int
-	started time.Time
+	started time.Time // launched; reset when it becomes current, for the hang check
 }
 
 // launch starts the binary and completes the handshake, within ctx and the

@@ -60,9 +60,10 @@ func (s *supervisor) start(p *process) bool {
 	if s.closed {
 		return false
 	}
+	s.serving, s.backoff = time.Now(), s.cfg.MinBackoff
+	p.started = s.serving // the hang check counts from here, not from launch
 	s.cur.Store(p)
 	s.up(p)
-	s.serving, s.backoff = time.Now(), s.cfg.MinBackoff
 	s.wg.Add(1)
 	go s.watch()
 	return true
@@ -153,10 +154,11 @@ func (s *supervisor) restart(detected time.Time) bool {
 				p.kill(s.cfg.KillTimeout)
 				return false
 			}
+			s.serving = time.Now()
+			p.started = s.serving
 			s.cur.Store(p)
 			s.up(p)
 			s.mu.Unlock()
-			s.serving = time.Now()
 			gap := time.Since(detected)
 			s.restarts.Add(1)
 			s.lastGap.Store(int64(gap))
