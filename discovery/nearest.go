@@ -28,22 +28,24 @@ func (m *Mesh) Nearest() Selector {
 // nearest ranks self, if not 0, at metric 0.
 func nearest(self core.NodeID, routes func() []core.Route) Selector {
 	return func(ss []core.Service) core.Service {
-		metric := make(map[core.NodeID]uint64)
+		// Metrics of the candidates' nodes only: the table may be far larger.
+		const unknown = math.MaxUint32 + 1 // after any real metric
+		metric := make(map[core.NodeID]uint64, len(ss))
+		for _, s := range ss {
+			metric[s.Node] = unknown
+		}
 		for _, r := range routes() {
-			if m, ok := metric[r.Dst]; !ok || uint64(r.Metric) < m {
+			if m, ok := metric[r.Dst]; ok && uint64(r.Metric) < m {
 				metric[r.Dst] = uint64(r.Metric)
 			}
 		}
-		if self != 0 {
+		if _, ok := metric[self]; ok && self != 0 {
 			metric[self] = 0
 		}
 		best, ties := uint64(math.MaxUint64), 0
 		var pick core.Service
 		for _, s := range ss {
-			m, ok := metric[s.Node]
-			if !ok {
-				m = math.MaxUint32 + 1 // unknown: after any real metric
-			}
+			m := metric[s.Node]
 			switch {
 			case m < best:
 				best, ties, pick = m, 1, s
