@@ -37,6 +37,9 @@ type RoutingClient struct {
 
 	inputs  chan *pluginv1.RoutingInput
 	dropped atomic.Uint64
+	// endSession ends the current session, so that the next one restates the
+	// links: called when a link event had to be dropped.
+	endSession atomic.Pointer[context.CancelFunc]
 }
 
 // NewRoutingClient talks to the Routing service on cc; broker serves the Host
@@ -109,6 +112,7 @@ func (c *RoutingClient) sessions(m core.Mesh, publish func([]core.Route)) {
 func (c *RoutingClient) session(m core.Mesh, publish func([]core.Route), first bool, b *backoff) error {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
+	c.endSession.Store(&cancel)
 	stream, err := c.rpc.Session(ctx)
 	if err != nil {
 		return err
@@ -154,6 +158,14 @@ func (c *RoutingClient) queue(in *pluginv1.RoutingInput) {
 	default:
 		if c.dropped.Add(1)&1023 == 1 {
 			c.cfg.Logger.Warn("routing plugin is not keeping up; events dropped", "dropped", c.dropped.Load())
+		}
+		if in.GetControl() == nil {
+			// A lost link event would leave the plugin with a wrong set of
+			// links; routing messages repair themselves. A new session
+			// restates the links (and the plugin drops those gone).
+			if end := c.endSession.Load(); end != nil {
+				(*end)()
+			}
 		}
 	}
 }

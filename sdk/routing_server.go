@@ -108,6 +108,16 @@ func (s *RoutingServer) Session(stream grpc.BidiStreamingServer[pluginv1.Routing
 	if !ok {
 		return status.Error(codes.FailedPrecondition, "not configured")
 	}
+	// A session begins after a broken one, whose link events may have been
+	// lost: drop the links the host no longer has (the host restates the
+	// live ones).
+	if _, down, err := mesh.refreshLinks(); err != nil {
+		s.log.Warn("listing the host's links", "error", err)
+	} else {
+		for _, l := range down {
+			s.impl.LinkDown(l)
+		}
+	}
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
