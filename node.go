@@ -216,12 +216,15 @@ func (n *node) ID() NodeID {
 	return c.ID()
 }
 
+// Close stops the node. A node never used has no engine to stop: Close does
+// not start one (which could launch plugin processes only to kill them), and
+// the node stays closed.
 func (n *node) Close() error {
-	c, err := n.engine()
-	if err != nil {
-		return err
+	n.once.Do(func() { n.initErr = ErrClosed })
+	if n.core == nil {
+		return nil
 	}
-	err = c.Close()
+	err := n.core.Close()
 	n.up.close()
 	return err
 }

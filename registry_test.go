@@ -1,6 +1,12 @@
 package astranet
 
-import "testing"
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/astranet-go/astranet/plugins"
+)
 
 // TestSameEntryMetadata: Watch reports a change that touches only an
 // instance's metadata, and ignores only Updated.
@@ -15,5 +21,18 @@ func TestSameEntryMetadata(t *testing.T) {
 	c.Metadata = map[string]string{"v": "1"}
 	if !sameEntry(a, c) {
 		t.Error("equal entries count as different")
+	}
+}
+
+// TestCloseUnusedNodeStartsNothing: closing a node that was never used does
+// not start its engine (here, a discovery plugin whose binary does not
+// exist), and the node stays closed.
+func TestCloseUnusedNodeStartsNothing(t *testing.T) {
+	n := New(WithDiscoveryPlugin(plugins.DefaultConfig("/nonexistent/astranet-plugin")))
+	if err := n.Close(); err != nil {
+		t.Fatalf("Close of an unused node: %v (did it start the plugin?)", err)
+	}
+	if _, err := n.DialTimeout("", "svc", time.Second); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Dial after Close: %v, want ErrClosed", err)
 	}
 }
