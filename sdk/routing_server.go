@@ -49,6 +49,7 @@ type RoutingServer struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	wg     sync.WaitGroup // sessions' receive goroutines, waited for by Close
 
 	mu         sync.Mutex
 	configured bool
@@ -104,10 +105,19 @@ func (s *RoutingServer) Configure(_ context.Context, req *pluginv1.ConfigureRequ
 func (s *RoutingServer) Session(stream grpc.BidiStreamingServer[pluginv1.RoutingInput, pluginv1.RoutingOutput]) error {
 	s.mu.Lock()
 	mesh, ok := s.mesh, s.configured && !s.closed
+	if ok {
+		s.wg.Add(1) // under mu, so that it never follows Close's Wait
+	}
 	s.mu.Unlock()
 	if !ok {
 		return status.Error(codes.FailedPrecondition, "not configured")
 	}
+	received := false // the receive goroutine's Done, once it is started
+	defer func() {
+		if !received {
+			s.wg.Done()
+		}
+	}()
 	// A session begins after a broken one, whose link events may have been
 	// lost: drop the links the host no longer has (the host restates the
 	// live ones).
@@ -119,7 +129,9 @@ func (s *RoutingServer) Session(stream grpc.BidiStreamingServer[pluginv1.Routing
 		}
 	}
 	recvErr := make(chan error, 1)
+	received = true
 	go func() {
+		defer s.wg.Done()
 		for {
 			in, err := stream.Recv()
 			if err != nil {
@@ -175,6 +187,9 @@ func (s *RoutingServer) Close() error {
 	configured, conn := s.configured, s.hostConn
 	s.mu.Unlock()
 	s.cancel()
+	// Sessions end on cancel, and their receive goroutines when the streams
+	// do: after this, nothing calls impl.
+	s.wg.Wait()
 	var err error
 	if configured {
 		err = s.impl.Close()
