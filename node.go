@@ -261,9 +261,7 @@ func (n *node) Join(network, address string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.s.cfg.HandshakeTimeout)
-	defer cancel()
-	return c.Join(ctx, network, address)
+	return c.Join(context.Background(), network, address) // core bounds the dial by HandshakeTimeout
 }
 
 func (n *node) Bind(network, hp string) (net.Listener, error) { return n.BindMeta(network, hp, nil) }
