@@ -161,20 +161,27 @@ func bench(ctx context.Context, sizes benchSizes, stdout, stderr io.Writer, log 
 
 // serve runs handle on every connection l accepts, in a goroutine each,
 // until l is closed; the returned func closes l and waits for the handlers.
+// acceptEach accepts from l until it fails, handling each connection in a
+// goroutine of wg (the application's, not the library's), and returns
+// Accept's error.
+func acceptEach(l net.Listener, wg *sync.WaitGroup, handle func(net.Conn)) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		wg.Go(func() { handle(c) })
+	}
+}
+
 func serve(l net.Listener, handle func(net.Conn)) (stop func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(workloadTimeout))
-				handle(c)
-			})
-		}
+		acceptEach(l, &wg, func(c net.Conn) {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(workloadTimeout))
+			handle(c)
+		})
 	})
 	return func() {
 		l.Close()

@@ -134,17 +134,11 @@ func waitLinked(ctx context.Context, a, b astranet.AstraNet) error {
 // serveEcho echoes every stream l accepts until l is closed. Each stream
 // being echoed has a goroutine of this application; the library has none.
 func serveEcho(l net.Listener, wg *sync.WaitGroup) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		wg.Go(func() {
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(streamTimeout))
-			io.Copy(c, c)
-		})
-	}
+	acceptEach(l, wg, func(c net.Conn) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(streamTimeout))
+		io.Copy(c, c)
+	})
 }
 
 // demoEcho opens c.streams streams from a to "echo" with c.workers

@@ -192,15 +192,9 @@ func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
 func (r *nodeRunner) serve(l net.Listener, handle func(net.Conn)) {
 	r.listeners = append(r.listeners, l)
 	r.wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				if !errors.Is(err, net.ErrClosed) && !errors.Is(err, astranet.ErrClosed) {
-					r.log.Error("listener stopped", "addr", l.Addr(), "error", err)
-				}
-				return
-			}
-			r.wg.Go(func() { handle(c) })
+		err := acceptEach(l, &r.wg, handle)
+		if !errors.Is(err, net.ErrClosed) && !errors.Is(err, astranet.ErrClosed) {
+			r.log.Error("listener stopped", "addr", l.Addr(), "error", err)
 		}
 	})
 }
