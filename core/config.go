@@ -59,7 +59,7 @@ func DefaultConfig() Config {
 		StreamWindow:     256 << 10, // as yamux; enough for a fast start on a LAN
 		MaxStreamWindow:  16 << 20,  // 16 MiB covers 1 Gbit/s at 130 ms
 		LinkWindow:       64 << 20,  // 256 stalled streams at the initial window fit
-		SendBuffer:       256 << 10,
+		SendBuffer:       128 << 10, // more only adds data that goes cold in the cache before it is sent
 		MaxFrame:         64 << 10,
 		MaxStreams:       1 << 20,
 		MaxLinks:         4096,
