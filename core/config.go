@@ -22,7 +22,10 @@ type Config struct {
 	// LinkWindow is the receive budget of one link: the most bytes it buffers
 	// for all its streams together, whatever their number.
 	LinkWindow uint32
-	// SendBuffer is how many bytes Write may queue on a stream before it blocks.
+	// SendBuffer is how many bytes Write may queue on a stream before it
+	// blocks. On TCP and Unix links, Writes of 16 KiB or more do not copy into
+	// it: they lend their buffer to the link until the writer has taken it
+	// (see Stream.Write).
 	SendBuffer int
 	// MaxFrame is the largest frame payload this node accepts.
 	MaxFrame uint32

@@ -9,12 +9,18 @@
 // per-link credit, an accept backlog per listener, a cap on streams per link
 // and on frame size, and a handshake timeout.
 //
-// Two shortcuts save a hand-off and a copy each. A Read that waits on a
-// stream that has been read from lends its buffer, and the reader copies the
-// next bytes straight into it. On TCP and Unix links, when the link is idle
-// and the stream has nothing queued, a Write hands its bytes to the kernel
-// from the writing goroutine, straight from the caller's buffer, with a
-// non-blocking writev: a large write (16 KiB or more), or a short one on a
-// stream whose Read has waited after a write (request and response). The
-// writer sends from copies whatever the kernel does not take at once.
+// Three shortcuts save a hand-off or a copy. A Read that waits on a stream
+// that has been read from lends its buffer, and the reader copies the next
+// bytes straight into it. On TCP and Unix links, when the link is idle and the
+// stream has nothing queued, a Write hands its bytes to the kernel from the
+// writing goroutine, straight from the caller's buffer, with a non-blocking
+// writev: a large write (16 KiB or more), or a short one on a stream whose
+// Read has waited after a write (request and response). The writer sends from
+// copies whatever the kernel does not take at once. And when the link is
+// busy, a large Write lends its buffer to the send queue instead of copying
+// it there, and waits until the writer has taken it: the writer hands the
+// kernel those bytes straight from the caller's buffer with a non-blocking
+// writev, and copies what the kernel does not take before it waits for the
+// socket. With many bulk streams, a copy made at Write time has left the CPU
+// cache by the time the writer sends it; the lent buffer is still warm.
 package core

@@ -65,6 +65,7 @@ type link struct {
 	pingSent    atomic.Int64 // nanoseconds since start of the outstanding PING, 0 if none
 	lastPong    atomic.Int64 // nanoseconds since start of the last round-trip sample
 	handoffs    atomic.Int64 // times sendNow or writeDirect left part of a write to the writer
+	lends       atomic.Int64 // Writes that lent their buffer to the send queue (writeLent)
 
 	wake     chan struct{}
 	done     chan struct{}
@@ -685,9 +686,13 @@ func (l *link) take(closing bool) {
 func (l *link) send() error {
 	w := &l.w
 	var err error
-	if len(w.bufs) > 0 {
+	if len(w.lent) > 0 && len(w.bufs) > 0 {
+		err = l.settleLent(w)
+	}
+	if err == nil && len(w.bufs) > 0 {
 		err = l.flush(w)
 	}
+	w.releaseLent()
 	w.release()
 	w.creditUpstream()
 	l.mu.Lock()
@@ -817,6 +822,7 @@ func (l *link) writeDirect(s *Stream, p []byte) int {
 // and ends the link if the write failed.
 func (l *link) endTurn(err error) {
 	w := &l.w
+	w.releaseLent()
 	w.release()
 	w.creditUpstream()
 	l.mu.Lock()
@@ -838,6 +844,23 @@ func (l *link) endTurn(err error) {
 	}
 }
 
+// settleLent frees the Writes that lent their buffers to the batch before
+// the writer can wait on the socket: it hands the kernel what it takes now,
+// copies the rest into buffers the link owns, and releases the Writes. A
+// Write lends only on links with a raw socket.
+func (l *link) settleLent(w *batch) error {
+	n, err := l.raw.write(w.bufs)
+	if err != nil {
+		return err
+	}
+	w.consume(n)
+	if len(w.bufs) > 0 {
+		w.own()
+	}
+	w.releaseLent()
+	return nil
+}
+
 // keepAlive pings a quiet link and reports a dead one.
 func (l *link) keepAlive() error {
 	cfg := &l.node.cfg
@@ -857,6 +880,7 @@ func (l *link) keepAlive() error {
 // batch is one write call's worth of frames.
 type batch struct {
 	relayed []relayed // forwarded bytes whose credit goes back upstream
+	lent    []lentRef // bytes referenced in Writes' own buffers (see settleLent)
 	bufs    net.Buffers
 	hdrs    []byte // frame headers (and small payloads) referenced by bufs; never reallocated
 	done    []*chunk
@@ -917,6 +941,28 @@ func (w *batch) frame(h wire.Header, small []byte, data []byte) {
 		w.bufs = append(w.bufs, data)
 		w.bytes += len(data)
 	}
+}
+
+// lentRef counts bytes of s's lent chunk that a batch references.
+type lentRef struct {
+	s *Stream
+	n int
+}
+
+// releaseLent tells the Writes whose bytes the batch referenced that it no
+// longer does: they were written, copied, or the link failed. Called without
+// locks held.
+func (w *batch) releaseLent() {
+	for i, r := range w.lent {
+		r.s.mu.Lock()
+		r.s.x.wlent -= r.n
+		if r.s.x.wlent == 0 {
+			r.s.wake()
+		}
+		r.s.mu.Unlock()
+		w.lent[i] = lentRef{}
+	}
+	w.lent = w.lent[:0]
 }
 
 // relayed counts bytes a router sent on for the upstream half up.
@@ -996,12 +1042,17 @@ func (l *link) fill(w *batch) {
 			if up := s.relay(); up != nil {
 				w.relayed = append(w.relayed, relayed{up, int(k)})
 			}
+			if c.lent {
+				w.lent = append(w.lent, lentRef{s, int(k)})
+			}
 			if c.rd == c.wr {
 				q.head = c.next
 				if q.head == nil {
 					q.tail = nil
 				}
-				w.done = append(w.done, c)
+				if !c.lent {
+					w.done = append(w.done, c)
+				}
 			}
 			if n == 0 && s.finDue() {
 				flags = wire.FlagFin

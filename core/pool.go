@@ -23,6 +23,7 @@ type chunk struct {
 	buf    []byte
 	rd, wr int
 	next   *chunk
+	lent   bool // buf is a blocked Write's p, not pooled (see Stream.writeLent)
 }
 
 // getChunk returns a pooled chunk for need bytes: a small one if they fit,
@@ -36,6 +37,9 @@ func getChunk(need int) *chunk {
 
 // putChunk gives c back; the caller must hold no reference to it or its buffer.
 func putChunk(c *chunk) {
+	if c.lent {
+		return // the Write that lent it takes it back
+	}
 	c.rd, c.wr, c.next = 0, 0, nil
 	if len(c.buf) == smallBuf {
 		smallPool.Put(c)
@@ -67,6 +71,17 @@ func (q *queue) write(p []byte) {
 		q.tail.wr += k
 		p = p[k:]
 	}
+}
+
+// push appends c, whole.
+func (q *queue) push(c *chunk) {
+	if q.tail == nil {
+		q.head = c
+	} else {
+		q.tail.next = c
+	}
+	q.tail = c
+	q.n += c.wr - c.rd
 }
 
 // read moves up to len(p) bytes into p and gives drained chunks back.

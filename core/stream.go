@@ -94,6 +94,12 @@ type streamExtra struct {
 	rbuf  []byte
 	rn    int
 	rbusy bool
+	// A Write blocked on a busy link lends its p to the send queue as wchunk
+	// rather than copy it (writeLent); wlent is how much of it the link still
+	// references. While wbusy, other Writes on the stream wait.
+	wchunk chunk
+	wlent  int
+	wbusy  bool
 	// relay, on a router, is the other half of a forwarded circuit: bytes that
 	// arrive here are sent on by relay, and credit goes back upstream only as
 	// relay sends them on. Set before the stream is published; never changes.
@@ -250,8 +256,12 @@ func (s *Stream) consumed(n int) uint32 {
 }
 
 // Write sends p to the peer. It returns once all of p is queued, or handed to
-// the kernel; it blocks while the stream's send buffer is full, never on the
-// network itself.
+// the kernel; it blocks while the stream's send buffer is full. On TCP and
+// Unix links a Write of 16 KiB or more bypasses the send buffer: it lends p
+// to the link, without a copy, and returns once the link's writer has taken
+// it, having handed the kernel what it would take at once and copied the
+// rest. It never waits on a full socket with p lent, so a write deadline
+// keeps its meaning.
 func (s *Stream) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	total := 0
@@ -293,6 +303,19 @@ func (s *Stream) Write(p []byte) (int, error) {
 				continue
 			}
 		}
+		if s.x != nil && s.x.wbusy {
+			s.wait() // another Write's bytes are lent to the link
+			continue
+		}
+		if len(p) >= directMin && s.sendLen() == 0 && s.link.raw != nil {
+			n, err := s.writeLent(p)
+			p, total = p[n:], total+n
+			if err != nil {
+				s.mu.Unlock()
+				return total, err
+			}
+			continue
+		}
 		space := limit - s.sendLen()
 		if space <= 0 {
 			s.wait()
@@ -317,6 +340,68 @@ func (s *Stream) Write(p []byte) (int, error) {
 		}
 		s.mu.Lock()
 	}
+}
+
+// writeLent queues p without copying it and waits until the link no longer
+// needs it: until the writer has handed all of it to the kernel, or copied
+// what the kernel would not take at once (settleLent). It is for large
+// Writes while the link is busy, where a copy made now would leave the
+// cache before the writer sent it. A Write that fails or reaches its
+// deadline takes back what the writer has not taken. It returns how much of
+// p was sent. Caller holds s.mu, and nothing is queued.
+func (s *Stream) writeLent(p []byte) (int, error) {
+	x := s.extra()
+	c := &x.wchunk
+	*c = chunk{buf: p, wr: len(p), lent: true}
+	s.queues().send.push(c)
+	x.wlent, x.wbusy = len(p), true
+	s.state |= stWrote
+	s.link.lends.Add(1)
+	if s.sendCredit > 0 {
+		s.mu.Unlock()
+		s.link.schedule(s)
+		s.mu.Lock()
+	}
+	var err error
+	for x.wlent > 0 {
+		switch {
+		case s.state&stClosed != 0:
+			err = s.opErr("write", net.ErrClosed)
+		case s.err != nil:
+			err = s.opErr("write", s.err)
+		case !x.dl.write.IsZero() && !time.Now().Before(x.dl.write):
+			err = s.opErr("write", os.ErrDeadlineExceeded)
+		}
+		if err != nil {
+			break
+		}
+		s.wait()
+	}
+	if err != nil {
+		// Take back the bytes the writer has not taken; those it has are
+		// released as soon as its write call returns.
+		if q := s.q; q != nil && q.send.head == c {
+			q.send.head, q.send.tail = nil, nil
+			q.send.n -= c.wr - c.rd
+		}
+		x.wlent -= c.wr - c.rd
+		c.wr = c.rd
+		for x.wlent > 0 {
+			s.wait()
+		}
+		if s.finDue() {
+			// A Close that came while the writer still had bytes to take
+			// left the FIN behind them; those are gone now.
+			s.mu.Unlock()
+			s.link.schedule(s)
+			s.mu.Lock()
+		}
+	}
+	n := c.rd
+	*c = chunk{}
+	x.wbusy = false
+	s.wake() // for other Writes
+	return n, err
 }
 
 // CloseWrite half-closes the stream: the peer reads what was written, then
