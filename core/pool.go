@@ -58,7 +58,7 @@ type queue struct {
 func (q *queue) write(p []byte) {
 	q.n += len(p)
 	for len(p) > 0 {
-		if q.tail == nil || q.tail.wr == len(q.tail.buf) {
+		if q.tail == nil || q.tail.wr == len(q.tail.buf) || q.tail.lent {
 			c := getChunk(len(p))
 			if q.tail == nil {
 				q.head = c
