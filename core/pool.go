@@ -84,6 +84,27 @@ func (q *queue) push(c *chunk) {
 	q.n += c.wr - c.rd
 }
 
+// remove unlinks c, if it is queued, with the bytes it holds.
+func (q *queue) remove(c *chunk) {
+	var prev *chunk
+	for cur := q.head; cur != nil; prev, cur = cur, cur.next {
+		if cur != c {
+			continue
+		}
+		if prev == nil {
+			q.head = c.next
+		} else {
+			prev.next = c.next
+		}
+		if q.tail == c {
+			q.tail = prev
+		}
+		q.n -= c.wr - c.rd
+		c.next = nil
+		return
+	}
+}
+
 // read moves up to len(p) bytes into p and gives drained chunks back.
 func (q *queue) read(p []byte) int {
 	n := 0

@@ -29,3 +29,36 @@ func TestQueueUsesPooledChunks(t *testing.T) {
 		t.Fatalf("read back: equal %v, %d bytes left", bytes.Equal(got, p), q.n)
 	}
 }
+
+// TestQueueRemove: remove unlinks a chunk wherever it is in the queue, with
+// its bytes, and leaves the queue alone when the chunk is not in it.
+func TestQueueRemove(t *testing.T) {
+	mk := func(n int) *chunk { return &chunk{buf: make([]byte, n), wr: n} }
+	for _, at := range []int{0, 1, 2, -1} {
+		var q queue
+		cs := []*chunk{mk(1), mk(2), mk(4)}
+		for _, c := range cs {
+			q.push(c)
+		}
+		victim, want := mk(8), 7
+		if at >= 0 {
+			victim, want = cs[at], 7-len(cs[at].buf)
+		}
+		q.remove(victim)
+		if q.n != want {
+			t.Errorf("remove at %d: %d bytes queued, want %d", at, q.n, want)
+		}
+		got := 0
+		var last *chunk
+		for c := q.head; c != nil; c = c.next {
+			if c == victim {
+				t.Errorf("remove at %d: the chunk is still linked", at)
+			}
+			got += c.wr - c.rd
+			last = c
+		}
+		if got != want || q.tail != last {
+			t.Errorf("remove at %d: the list holds %d bytes, tail ok %v", at, got, q.tail == last)
+		}
+	}
+}

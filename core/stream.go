@@ -292,6 +292,10 @@ func (s *Stream) Write(p []byte) (int, error) {
 			s.mu.Unlock()
 			return total, nil
 		}
+		if s.x != nil && s.x.wbusy {
+			s.wait() // another Write's bytes are lent to the link
+			continue
+		}
 		if s.sendLen() == 0 && s.sendCredit > 0 && (len(p) >= directMin || (s.state&stInteractive != 0 && len(p) <= smallWrite)) {
 			// Nothing queued: a large write, or a short reply, may go to the
 			// kernel straight from p if the link is idle.
@@ -302,10 +306,6 @@ func (s *Stream) Write(p []byte) (int, error) {
 				p, total = p[n:], total+n
 				continue
 			}
-		}
-		if s.x != nil && s.x.wbusy {
-			s.wait() // another Write's bytes are lent to the link
-			continue
 		}
 		if len(p) >= directMin && s.sendLen() == 0 && s.link.raw != nil {
 			n, err := s.writeLent(p)
@@ -380,9 +380,8 @@ func (s *Stream) writeLent(p []byte) (int, error) {
 	if err != nil {
 		// Take back the bytes the writer has not taken; those it has are
 		// released as soon as its write call returns.
-		if q := s.q; q != nil && q.send.head == c {
-			q.send.head, q.send.tail = nil, nil
-			q.send.n -= c.wr - c.rd
+		if s.q != nil {
+			s.q.send.remove(c)
 		}
 		x.wlent -= c.wr - c.rd
 		c.wr = c.rd
@@ -398,6 +397,9 @@ func (s *Stream) writeLent(p []byte) (int, error) {
 		}
 	}
 	n := c.rd
+	if n == len(p) {
+		err = nil // the writer had taken it all: it is sent like any other
+	}
 	*c = chunk{}
 	x.wbusy = false
 	s.wake() // for other Writes
