@@ -52,7 +52,18 @@ func connect(t testing.TB, a, b *Node) {
 	if err := b.Join(context.Background(), "tcp", addr.String()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "link up", func() bool { return len(a.Links()) > 0 && len(b.Links()) > 0 })
+	waitFor(t, 5*time.Second, "link up", func() bool { return hasLinkTo(a, b.ID()) && hasLinkTo(b, a.ID()) })
+}
+
+// hasLinkTo reports whether n has a link to peer. (A node that already has
+// other links must not count as linked to a new peer before it is.)
+func hasLinkTo(n *Node, peer NodeID) bool {
+	for _, l := range n.Links() {
+		if l.Peer == peer {
+			return true
+		}
+	}
+	return false
 }
 
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
