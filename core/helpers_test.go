@@ -55,6 +55,18 @@ func connect(t testing.TB, a, b *Node) {
 	waitFor(t, 5*time.Second, "link up", func() bool { return hasLinkTo(a, b.ID()) && hasLinkTo(b, a.ID()) })
 }
 
+// linkedPair links two nodes over TCP; b listens on port 7.
+func linkedPair(t testing.TB) (a, b *Node, ln *Listener) {
+	t.Helper()
+	a, b = newNode(t, testConfig()), newNode(t, testConfig())
+	connect(t, a, b)
+	ln, err := b.Bind(7, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b, ln
+}
+
 // hasLinkTo reports whether n has a link to peer. (A node that already has
 // other links must not count as linked to a new peer before it is.)
 func hasLinkTo(n *Node, peer NodeID) bool {

@@ -14,12 +14,7 @@ import (
 // has been read from).
 func streamPair(t *testing.T) (a, b *Node, s, peer *Stream) {
 	t.Helper()
-	a, b = newNode(t, testConfig()), newNode(t, testConfig())
-	connect(t, a, b)
-	ln, err := b.Bind(7, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, ln := linkedPair(t)
 	s, peer = openPair(t, a, b.ID(), ln)
 	if _, err := s.Write([]byte{1}); err != nil {
 		t.Fatal(err)

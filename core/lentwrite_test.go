@@ -19,17 +19,7 @@ import (
 // link must copy what it did not send before the Write returns, so every
 // stream's bytes arrive whole and in order.
 func TestLentWritesFullSocket(t *testing.T) {
-	a := newNode(t, testConfig(), func(o *Options) { o.Transports["tcp"] = smallSendBuffer{} })
-	b := newNode(t, testConfig())
-	r := joinViaRelay(t, a, b)
-	ln, err := b.Bind(7, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := onlyLink(t, a)
-	if l.raw == nil {
-		t.Fatal("the link has no raw socket writer")
-	}
+	a, b, r, ln, l := heldPath(t)
 	const streams, size, write = 6, 384 << 10, 32 << 10
 	pattern := func(stream, off int) byte { return byte(stream*37 + off*131 + off>>10) }
 
@@ -121,12 +111,7 @@ type writeResult struct {
 // and the stream goes on: the peer reads exactly what was written before,
 // then what is written after.
 func TestLentWriteDeadline(t *testing.T) {
-	a, b := newNode(t, testConfig()), newNode(t, testConfig())
-	connect(t, a, b)
-	ln, err := b.Bind(7, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, ln := linkedPair(t)
 	s, peer, before, res := stalledLentWrite(t, a, b, ln)
 	start := time.Now()
 	s.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
@@ -160,9 +145,7 @@ func TestLentWriteDeadline(t *testing.T) {
 // waiting with its buffer lent.
 func TestLentWriteClose(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
-		a, b := newNode(t, testConfig()), newNode(t, testConfig())
-		connect(t, a, b)
-		ln, _ := b.Bind(7, "")
+		a, b, ln := linkedPair(t)
 		s, _, _, res := stalledLentWrite(t, a, b, ln)
 		s.Close()
 		r := waitResult(t, res)
@@ -203,12 +186,7 @@ func waitResult(t *testing.T, res chan writeResult) writeResult {
 // stream at once while other streams keep the link busy. Each Write's bytes
 // arrive, none twice, whatever their interleaving.
 func TestConcurrentLentWrites(t *testing.T) {
-	a, b := newNode(t, testConfig()), newNode(t, testConfig())
-	connect(t, a, b)
-	ln, err := b.Bind(7, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, ln := linkedPair(t)
 	l := onlyLink(t, a)
 	const write, each = 48 << 10, 48 * 48 << 10
 	stop := make(chan struct{})

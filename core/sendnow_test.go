@@ -35,19 +35,29 @@ func TestSendNowFullSocket(t *testing.T) {
 	t.Run("large writes", func(t *testing.T) { testFullSocket(t, 32<<10, false) })
 }
 
-func testFullSocket(t *testing.T, msg int, interactive bool) {
-	a := newNode(t, testConfig(), func(o *Options) { o.Transports["tcp"] = smallSendBuffer{} })
-	b := newNode(t, testConfig())
-	r := joinViaRelay(t, a, b)
+// heldPath links a to b over TCP with a 4 KiB socket send buffer on a's side,
+// through a relay the test can pause, so that a's socket fills after a few
+// KiB; b listens on port 7. It returns a's link, which must have a raw
+// socket writer.
+func heldPath(t *testing.T) (a, b *Node, r *relay, ln *Listener, l *link) {
+	t.Helper()
+	a = newNode(t, testConfig(), func(o *Options) { o.Transports["tcp"] = smallSendBuffer{} })
+	b = newNode(t, testConfig())
+	r = joinViaRelay(t, a, b)
 	ln, err := b.Bind(7, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, peer := openPair(t, a, b.ID(), ln)
-	l := onlyLink(t, a)
+	l = onlyLink(t, a)
 	if l.raw == nil {
 		t.Fatal("the link has no raw socket writer")
 	}
+	return a, b, r, ln, l
+}
+
+func testFullSocket(t *testing.T, msg int, interactive bool) {
+	a, b, r, ln, l := heldPath(t)
+	s, peer := openPair(t, a, b.ID(), ln)
 	if interactive {
 		makeInteractive(t, s, peer)
 	}
@@ -83,6 +93,7 @@ func testFullSocket(t *testing.T, msg int, interactive bool) {
 	// the deadline, not when the socket drains.
 	other.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 	start := time.Now()
+	var err error
 	for i := 0; i < 10000 && time.Since(start) < 2*time.Second; i++ {
 		if _, err = other.Write(make([]byte, 100)); err != nil {
 			break
