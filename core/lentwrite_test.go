@@ -243,3 +243,67 @@ func TestConcurrentLentWrites(t *testing.T) {
 		t.Fatal("no Write lent its buffer")
 	}
 }
+
+// TestLentWriteAmongManyFrames: a batch may hold hundreds of small frames
+// from other streams besides a lent Write's frame. The non-blocking write
+// that settles the lent bytes must stay within the kernel's limit on
+// buffers per writev (1024), or the link fails.
+func TestLentWriteAmongManyFrames(t *testing.T) {
+	a, b, r, ln, l := heldPath(t)
+	const small = 700
+	type pair struct{ s, peer *Stream }
+	smalls := make([]pair, small)
+	for i := range smalls {
+		smalls[i].s, smalls[i].peer = openPair(t, a, b.ID(), ln)
+	}
+	bulk, bulkPeer := openPair(t, a, b.ID(), ln)
+	lent, lentPeer := openPair(t, a, b.ID(), ln)
+
+	r.pause()
+	// Fill the socket, so that the writer waits on it while the small
+	// writes and the lent one queue up behind.
+	const bulkSize = 256 << 10
+	bulkDone := make(chan error, 1)
+	go func() {
+		_, err := bulk.Write(make([]byte, bulkSize))
+		bulkDone <- err
+	}()
+	waitFor(t, 5*time.Second, "the writer waiting on a full socket", func() bool { return l.handoffs.Load() > 0 })
+	for i, p := range smalls {
+		if _, err := p.s.Write(bytes.Repeat([]byte{byte(i)}, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lends := l.lends.Load()
+	lentDone := make(chan error, 1)
+	go func() {
+		_, err := lent.Write(bytes.Repeat([]byte{'L'}, 32<<10))
+		lentDone <- err
+	}()
+	waitFor(t, 5*time.Second, "the Write lending its buffer", func() bool { return l.lends.Load() > lends })
+	r.resume()
+
+	read := func(peer *Stream, n int) []byte {
+		t.Helper()
+		got := make([]byte, n)
+		peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(peer, got); err != nil {
+			t.Fatalf("reading %d bytes: %v", n, err)
+		}
+		return got
+	}
+	read(bulkPeer, bulkSize)
+	if got := read(lentPeer, 32<<10); !bytes.Equal(got, bytes.Repeat([]byte{'L'}, 32<<10)) {
+		t.Fatal("the lent Write's bytes differ")
+	}
+	for i, p := range smalls {
+		if got := read(p.peer, 100); !bytes.Equal(got, bytes.Repeat([]byte{byte(i)}, 100)) {
+			t.Fatalf("small stream %d: bytes differ", i)
+		}
+	}
+	for _, ch := range []chan error{bulkDone, lentDone} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -754,6 +754,10 @@ func (l *link) sendNow(s *Stream) {
 // batch (many streams' frames) is left whole to the writer.
 const maxInlineBufs = 64
 
+// maxWritev is the most buffers one writev takes (IOV_MAX on Linux, the BSDs
+// and macOS); a batch can hold more.
+const maxWritev = 1024
+
 // Direct writes: a Write whose stream has nothing queued may hand its bytes
 // to the kernel itself, without copying them, when the link is idle: a
 // large write (at least directMin bytes, at most directMax at a time), or a
@@ -849,7 +853,7 @@ func (l *link) endTurn(err error) {
 // copies the rest into buffers the link owns, and releases the Writes. A
 // Write lends only on links with a raw socket.
 func (l *link) settleLent(w *batch) error {
-	n, err := l.raw.write(w.bufs)
+	n, err := l.raw.write(w.bufs[:min(len(w.bufs), maxWritev)])
 	if err != nil {
 		return err
 	}
