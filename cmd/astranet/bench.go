@@ -159,8 +159,6 @@ func bench(ctx context.Context, sizes benchSizes, stdout, stderr io.Writer, log 
 	return results, nil
 }
 
-// serve runs handle on every connection l accepts, in a goroutine each,
-// until l is closed; the returned func closes l and waits for the handlers.
 // acceptEach accepts from l until it fails, handling each connection in a
 // goroutine of wg (the application's, not the library's), and returns
 // Accept's error.
@@ -174,6 +172,8 @@ func acceptEach(l net.Listener, wg *sync.WaitGroup, handle func(net.Conn)) error
 	}
 }
 
+// serve runs handle on every connection l accepts, in a goroutine each,
+// until l is closed; the returned func closes l and waits for the handlers.
 func serve(l net.Listener, handle func(net.Conn)) (stop func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
