@@ -261,14 +261,20 @@ func TestLentWriteAmongManyFrames(t *testing.T) {
 
 	r.pause()
 	// Fill the socket, so that the writer waits on it while the small
-	// writes and the lent one queue up behind.
-	const bulkSize = 256 << 10
+	// writes and the lent one queue up behind. Whether the bulk Write goes
+	// direct (and leaves its rest to the writer) or lends, it then waits on
+	// the full socket.
+	const bulkSize = 1 << 20
+	lends0 := l.lends.Load()
 	bulkDone := make(chan error, 1)
 	go func() {
 		_, err := bulk.Write(make([]byte, bulkSize))
 		bulkDone <- err
 	}()
-	waitFor(t, 5*time.Second, "the writer waiting on a full socket", func() bool { return l.handoffs.Load() > 0 })
+	waitFor(t, 5*time.Second, "the writer waiting on a full socket", func() bool {
+		return l.handoffs.Load() > 0 || l.lends.Load() > lends0
+	})
+	time.Sleep(20 * time.Millisecond)
 	for i, p := range smalls {
 		if _, err := p.s.Write(bytes.Repeat([]byte{byte(i)}, 100)); err != nil {
 			t.Fatal(err)
