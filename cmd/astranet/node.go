@@ -15,6 +15,7 @@ import (
 	"github.com/astranet-go/astranet"
 	"github.com/astranet-go/astranet/plugins"
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/net/netutil"
 )
 
 // listenAddrer is the part of the concrete node that reports the address
@@ -34,6 +35,8 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&exposes, "expose", "bind a service and proxy each stream to it to a local TCP address: `name=host:port` (repeatable)")
 	fs.Var(&forwards, "forward", "listen on a local TCP address and proxy each connection to a service: `host:port=name` (repeatable)")
 	statusEvery := fs.Duration("status-interval", 0, "print routes (links) and services this often; 0 never")
+	maxConns := fs.Int("max-conns", 1024, "the most connections each -expose or -forward proxies at once; more wait until one ends")
+	idleTimeout := fs.Duration("idle-timeout", 0, "close a proxied connection after this long with no bytes either way; 0 never")
 	discoveryPlugin := fs.String("discovery-plugin", "", "run discovery in the plugin binary at `path` instead of the embedded mesh discovery")
 	routingPlugin := fs.String("routing-plugin", "", "run routing in the plugin binary at `path` instead of the embedded distance-vector routing")
 	verbose := fs.Bool("v", false, "log at Debug level")
@@ -41,9 +44,16 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	cfg, err := parseNodeFlags(listens, joins, exposes, forwards)
-	if err == nil && *statusEvery < 0 {
+	switch {
+	case err != nil:
+	case *statusEvery < 0:
 		err = fmt.Errorf("-status-interval %v is negative", *statusEvery)
+	case *maxConns < 1:
+		err = fmt.Errorf("-max-conns %d: want at least 1", *maxConns)
+	case *idleTimeout < 0:
+		err = fmt.Errorf("-idle-timeout %v is negative", *idleTimeout)
 	}
+	cfg.maxConns, cfg.idle = *maxConns, *idleTimeout
 	if err != nil {
 		fmt.Fprintf(stderr, "astranet node: %v\n", err)
 		fs.Usage()
@@ -76,8 +86,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // nodeConfig is the node command's flags, checked.
 type nodeConfig struct {
 	listens, joins []endpoint
-	exposes        []pair // service name = local TCP address
-	forwards       []pair // local TCP address = service name
+	exposes        []pair        // service name = local TCP address
+	forwards       []pair        // local TCP address = service name
+	maxConns       int           // proxied connections at once, per -expose or -forward
+	idle           time.Duration // close a proxied connection this long without traffic; 0 never
 }
 
 type endpoint struct{ network, addr string }
@@ -146,7 +158,7 @@ func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
 		if err != nil {
 			return fmt.Errorf("expose %s: %w", name, err)
 		}
-		r.serve(l, func(c net.Conn) {
+		r.serve(netutil.LimitListener(l, cfg.maxConns), func(c net.Conn) {
 			var d net.Dialer
 			dctx, cancel := context.WithTimeout(ctx, proxyDialTimeout)
 			t, err := d.DialContext(dctx, "tcp", target)
@@ -156,7 +168,7 @@ func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
 				c.Close()
 				return
 			}
-			proxy(c, t)
+			proxy(c, t, cfg.idle)
 		})
 		fmt.Fprintf(r.out, "exposing service %q -> tcp://%s\n", name, target)
 	}
@@ -166,14 +178,14 @@ func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
 		if err != nil {
 			return fmt.Errorf("forward %s: %w", local, err)
 		}
-		r.serve(l, func(c net.Conn) {
+		r.serve(netutil.LimitListener(l, cfg.maxConns), func(c net.Conn) {
 			s, err := r.node.DialTimeout("", name, proxyDialTimeout)
 			if err != nil {
 				r.log.Warn("forward: cannot reach the service", "service", name, "error", err)
 				c.Close()
 				return
 			}
-			proxy(c, s)
+			proxy(c, s, cfg.idle)
 		})
 		fmt.Fprintf(r.out, "forwarding tcp://%s -> service %q\n", l.Addr(), name)
 	}

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
+	"sync/atomic"
+	"time"
 )
 
 // closeWriter is a connection that can half-close: *net.TCPConn and astranet
@@ -11,23 +15,40 @@ type closeWriter interface{ CloseWrite() error }
 
 // proxy copies bytes both ways between a and b until both directions have
 // ended, passing each end's half-close on to the other, then closes both.
-func proxy(a, b net.Conn) {
+// With idle > 0 it also ends when no byte has moved either way for idle.
+func proxy(a, b net.Conn, idle time.Duration) {
+	p := &proxyPair{idle: idle}
+	p.touch()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pipeHalf(b, a)
+		p.pipeHalf(b, a)
 	}()
-	pipeHalf(a, b)
+	p.pipeHalf(a, b)
 	<-done
 	a.Close()
 	b.Close()
 }
 
+// proxyPair is what the two directions of one proxied connection share.
+type proxyPair struct {
+	idle time.Duration
+	last atomic.Int64 // unix nanoseconds of the last byte read either way
+}
+
+func (p *proxyPair) touch() { p.last.Store(time.Now().UnixNano()) }
+
+// quiet reports whether no byte has moved either way for p.idle.
+func (p *proxyPair) quiet() bool {
+	return time.Since(time.Unix(0, p.last.Load())) >= p.idle
+}
+
 // pipeHalf copies src to dst. At src's end of data it half-closes dst (or
-// closes it, if dst cannot half-close). On an error it closes both, so that
-// the other direction stops as well rather than wait for ever.
-func pipeHalf(dst, src net.Conn) {
-	if _, err := io.Copy(dst, src); err != nil {
+// closes it, if dst cannot half-close). On an error, or when the pair has
+// been idle too long, it closes both, so that the other direction stops as
+// well rather than wait for ever.
+func (p *proxyPair) pipeHalf(dst, src net.Conn) {
+	if err := p.copy(dst, src); err != nil {
 		dst.Close()
 		src.Close()
 		return
@@ -37,4 +58,33 @@ func pipeHalf(dst, src net.Conn) {
 		return
 	}
 	dst.Close()
+}
+
+// copy is io.Copy that, with an idle limit, reads under a deadline and goes
+// on past it while the other direction still moves bytes.
+func (p *proxyPair) copy(dst, src net.Conn) error {
+	if p.idle <= 0 {
+		_, err := io.Copy(dst, src)
+		return err
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		src.SetReadDeadline(time.Now().Add(p.idle))
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.touch()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			return nil
+		case errors.Is(err, os.ErrDeadlineExceeded) && !p.quiet():
+			// This direction is quiet, the other is not.
+		default:
+			return err
+		}
+	}
 }

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/astranet-go/astranet"
+)
+
+// proxyNode runs "node" with extra flags, forwarding a local TCP port to each
+// of the services "echo" (echoes) and "sink" (reads and discards) on a test
+// node linked to it. It returns the local addresses of the two forwards.
+func proxyNode(t *testing.T, flags ...string) (echoAddr, sinkAddr string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errs syncBuffer
+	exited := make(chan int, 1)
+	args := append([]string{"node", "-listen", "tcp4://127.0.0.1:0",
+		"-forward", "127.0.0.1:0=echo", "-forward", "127.0.0.1:0=sink"}, flags...)
+	go func() { exited <- runContext(ctx, args, &out, &errs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			t.Error("node did not stop within 10 s")
+		}
+	})
+	listenAddr := out.waitFor(t, `listening on tcp4://(\S+)`)
+	echoAddr = out.waitFor(t, `forwarding tcp://(\S+) -> service "echo"`)
+	sinkAddr = out.waitFor(t, `forwarding tcp://(\S+) -> service "sink"`)
+	out.waitFor(t, `running;`)
+
+	peer := astranet.New()
+	var handlers sync.WaitGroup
+	t.Cleanup(func() {
+		peer.Close()
+		handlers.Wait()
+	})
+	if err := peer.Join("tcp4", listenAddr); err != nil {
+		t.Fatal(err)
+	}
+	for name, handle := range map[string]func(net.Conn){
+		"echo": func(c net.Conn) { io.Copy(c, c) },
+		"sink": func(c net.Conn) { io.Copy(io.Discard, c) },
+	} {
+		l, err := peer.Bind("", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		handlers.Go(func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				handlers.Go(func() {
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(10 * time.Second))
+					handle(c)
+				})
+			}
+		})
+	}
+	// The services are reachable through the node once a first echo works.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", echoAddr, time.Second)
+		if err == nil {
+			got, err := echoBack(c, "ping", time.Second)
+			c.Close()
+			if err == nil && got == "ping" {
+				return echoAddr, sinkAddr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no echo through the node within 10 s: %v\n%s", err, errs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// echoBack writes msg on c and reads as many bytes back, within d.
+func echoBack(c net.Conn, msg string, d time.Duration) (string, error) {
+	c.SetDeadline(time.Now().Add(d))
+	if _, err := io.WriteString(c, msg); err != nil {
+		return "", err
+	}
+	b := make([]byte, len(msg))
+	_, err := io.ReadFull(c, b)
+	return string(b), err
+}
+
+// TestNodeMaxConns: with -max-conns 1, a second connection to a forward is
+// not proxied while the first is open, and is as soon as the first closes.
+func TestNodeMaxConns(t *testing.T) {
+	echoAddr, _ := proxyNode(t, "-max-conns", "1")
+	first, err := net.Dial("tcp", echoAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if got, err := echoBack(first, "one", 5*time.Second); err != nil || got != "one" {
+		t.Fatalf("first connection: %q, %v", got, err)
+	}
+	second, err := net.Dial("tcp", echoAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if _, err := echoBack(second, "two", 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("second connection while the first is open: %v, want no answer (a deadline)", err)
+	}
+	first.Close()
+	b := make([]byte, 3)
+	second.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(second, b); err != nil || string(b) != "two" {
+		t.Fatalf("second connection after the first closed: %q, %v", b, err)
+	}
+}
+
+// TestNodeIdleTimeout: with -idle-timeout, a proxied connection with no
+// traffic is closed after that long, and one with traffic in only one
+// direction is not.
+func TestNodeIdleTimeout(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	echoAddr, sinkAddr := proxyNode(t, "-idle-timeout", idle.String())
+
+	quiet, err := net.Dial("tcp", echoAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
+	if got, err := echoBack(quiet, "hello", 5*time.Second); err != nil || got != "hello" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	start := time.Now()
+	quiet.SetDeadline(time.Now().Add(5 * time.Second))
+	if n, err := quiet.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection: read %d, %v; want the node to close it (EOF)", n, err)
+	}
+	if d := time.Since(start); d < idle-20*time.Millisecond || d > idle+2*time.Second {
+		t.Fatalf("idle connection closed after %v, want about %v", d, idle)
+	}
+
+	// Bytes go towards the sink only, for 3 idle periods: the connection
+	// stays open, and closes once they stop.
+	busy, err := net.Dial("tcp", sinkAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	closed := make(chan time.Time, 1)
+	go func() {
+		busy.SetReadDeadline(time.Now().Add(10 * time.Second))
+		busy.Read(make([]byte, 1))
+		closed <- time.Now()
+	}()
+	stopWriting := time.Now().Add(3 * idle)
+	for time.Now().Before(stopWriting) {
+		if _, err := busy.Write([]byte{1}); err != nil {
+			t.Fatalf("writing to the sink at %v: %v", time.Until(stopWriting), err)
+		}
+		time.Sleep(idle / 4)
+	}
+	select {
+	case at := <-closed:
+		if at.Before(stopWriting) {
+			t.Fatalf("a connection busy one way was closed %v before its writes stopped", stopWriting.Sub(at))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a connection was not closed within 5 s of going quiet")
+	}
+}
