@@ -40,20 +40,25 @@ func newLink(qconn *quicgo.Conn, stream *quicgo.Stream, linger time.Duration) *L
 }
 
 // Read reads from the link's stream. It returns io.EOF once the peer has
-// closed the link and everything it wrote has been read.
+// closed the link and everything it wrote has been read. Other errors are
+// *net.OpError values wrapping quic-go's (a deadline's wraps
+// os.ErrDeadlineExceeded).
 func (l *Link) Read(p []byte) (int, error) {
 	if l.isClosed() {
 		return 0, l.opError("read", net.ErrClosed)
 	}
 	n, err := l.stream.Read(p)
-	if err != nil && err != io.EOF && l.isClosed() {
-		err = l.opError("read", net.ErrClosed)
+	if err != nil && err != io.EOF {
+		if l.isClosed() {
+			err = net.ErrClosed
+		}
+		err = l.opError("read", err)
 	}
 	return n, err
 }
 
 // Write writes to the link's stream. It blocks while the peer's flow-control
-// window is full.
+// window is full. Errors are *net.OpError values wrapping quic-go's.
 func (l *Link) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	if l.closed {
@@ -69,8 +74,11 @@ func (l *Link) Write(p []byte) (int, error) {
 	l.writing--
 	closed := l.closed
 	l.mu.Unlock()
-	if err != nil && closed {
-		err = l.opError("write", net.ErrClosed)
+	if err != nil {
+		if closed {
+			err = net.ErrClosed
+		}
+		err = l.opError("write", err)
 	}
 	return n, err
 }

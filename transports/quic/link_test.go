@@ -97,11 +97,38 @@ func TestPeerVanishes(t *testing.T) {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				t.Fatalf("Read hit its deadline after %v instead of noticing the dead peer", elapsed)
 			}
+			var op *net.OpError
+			if !errors.As(err, &op) || op.Net != "quic" || op.Op != "read" {
+				t.Fatalf("Read error %T (%v), want a *net.OpError for a quic read", err, err)
+			}
 			if elapsed > idle+500*time.Millisecond {
 				t.Fatalf("dead peer noticed after %v, want within about %v", elapsed, idle)
 			}
 			t.Logf("dead peer noticed after %v: %v", elapsed, err)
 		})
+	}
+}
+
+// TestDeadlineErrors: an expired deadline fails Read and Write with a
+// *net.OpError that is a timeout and wraps os.ErrDeadlineExceeded, as on
+// any net.Conn.
+func TestDeadlineErrors(t *testing.T) {
+	ln := listen(t, &Transport{})
+	a, b, err := pair(t, &Transport{}, ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	a.SetDeadline(time.Now().Add(-time.Second))
+	_, rerr := a.Read(make([]byte, 1))
+	_, werr := a.Write([]byte{1})
+	for op, err := range map[string]error{"read": rerr, "write": werr} {
+		var oe *net.OpError
+		var ne net.Error
+		if !errors.As(err, &oe) || oe.Op != op || !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("%s past its deadline: %T %v; want a timeout *net.OpError wrapping os.ErrDeadlineExceeded", op, err, err)
+		}
 	}
 }
 
