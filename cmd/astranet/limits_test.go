@@ -13,16 +13,24 @@ import (
 	"github.com/astranet-go/astranet"
 )
 
+// proxied is what proxyNode set up: the local addresses forwarded to each
+// service, and what the "greet" service read from each client.
+type proxied struct {
+	echo, sink, greet string
+	greeted           chan string
+}
+
 // proxyNode runs "node" with extra flags, forwarding a local TCP port to each
-// of the services "echo" (echoes) and "sink" (reads and discards) on a test
-// node linked to it. It returns the local addresses of the two forwards.
-func proxyNode(t *testing.T, flags ...string) (echoAddr, sinkAddr string) {
+// of the services "echo" (echoes), "sink" (reads and discards) and "greet"
+// (writes "hi" and half-closes, then reads to the end and reports what it
+// read) on a test node linked to it.
+func proxyNode(t *testing.T, flags ...string) proxied {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errs syncBuffer
 	exited := make(chan int, 1)
 	args := append([]string{"node", "-listen", "tcp4://127.0.0.1:0",
-		"-forward", "127.0.0.1:0=echo", "-forward", "127.0.0.1:0=sink"}, flags...)
+		"-forward", "127.0.0.1:0=echo", "-forward", "127.0.0.1:0=sink", "-forward", "127.0.0.1:0=greet"}, flags...)
 	go func() { exited <- runContext(ctx, args, &out, &errs) }()
 	t.Cleanup(func() {
 		cancel()
@@ -33,8 +41,10 @@ func proxyNode(t *testing.T, flags ...string) (echoAddr, sinkAddr string) {
 		}
 	})
 	listenAddr := out.waitFor(t, `listening on tcp4://(\S+)`)
-	echoAddr = out.waitFor(t, `forwarding tcp://(\S+) -> service "echo"`)
-	sinkAddr = out.waitFor(t, `forwarding tcp://(\S+) -> service "sink"`)
+	p := proxied{greeted: make(chan string, 8)}
+	p.echo = out.waitFor(t, `forwarding tcp://(\S+) -> service "echo"`)
+	p.sink = out.waitFor(t, `forwarding tcp://(\S+) -> service "sink"`)
+	p.greet = out.waitFor(t, `forwarding tcp://(\S+) -> service "greet"`)
 	out.waitFor(t, `running;`)
 
 	peer := astranet.New()
@@ -49,6 +59,12 @@ func proxyNode(t *testing.T, flags ...string) (echoAddr, sinkAddr string) {
 	for name, handle := range map[string]func(net.Conn){
 		"echo": func(c net.Conn) { io.Copy(c, c) },
 		"sink": func(c net.Conn) { io.Copy(io.Discard, c) },
+		"greet": func(c net.Conn) {
+			io.WriteString(c, "hi")
+			c.(closeWriter).CloseWrite()
+			b, _ := io.ReadAll(c)
+			p.greeted <- string(b)
+		},
 	} {
 		l, err := peer.Bind("", name)
 		if err != nil {
@@ -71,12 +87,12 @@ func proxyNode(t *testing.T, flags ...string) (echoAddr, sinkAddr string) {
 	// The services are reachable through the node once a first echo works.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", echoAddr, time.Second)
+		c, err := net.DialTimeout("tcp", p.echo, time.Second)
 		if err == nil {
 			got, err := echoBack(c, "ping", time.Second)
 			c.Close()
 			if err == nil && got == "ping" {
-				return echoAddr, sinkAddr
+				return p
 			}
 		}
 		if time.Now().After(deadline) {
@@ -100,8 +116,8 @@ func echoBack(c net.Conn, msg string, d time.Duration) (string, error) {
 // TestNodeMaxConns: with -max-conns 1, a second connection to a forward is
 // not proxied while the first is open, and is as soon as the first closes.
 func TestNodeMaxConns(t *testing.T) {
-	echoAddr, _ := proxyNode(t, "-max-conns", "1")
-	first, err := net.Dial("tcp", echoAddr)
+	p := proxyNode(t, "-max-conns", "1")
+	first, err := net.Dial("tcp", p.echo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +125,7 @@ func TestNodeMaxConns(t *testing.T) {
 	if got, err := echoBack(first, "one", 5*time.Second); err != nil || got != "one" {
 		t.Fatalf("first connection: %q, %v", got, err)
 	}
-	second, err := net.Dial("tcp", echoAddr)
+	second, err := net.Dial("tcp", p.echo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,9 +146,9 @@ func TestNodeMaxConns(t *testing.T) {
 // direction is not.
 func TestNodeIdleTimeout(t *testing.T) {
 	const idle = 200 * time.Millisecond
-	echoAddr, sinkAddr := proxyNode(t, "-idle-timeout", idle.String())
+	p := proxyNode(t, "-idle-timeout", idle.String())
 
-	quiet, err := net.Dial("tcp", echoAddr)
+	quiet, err := net.Dial("tcp", p.echo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +167,7 @@ func TestNodeIdleTimeout(t *testing.T) {
 
 	// Bytes go towards the sink only, for 3 idle periods: the connection
 	// stays open, and closes once they stop.
-	busy, err := net.Dial("tcp", sinkAddr)
+	busy, err := net.Dial("tcp", p.sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,5 +192,33 @@ func TestNodeIdleTimeout(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a connection was not closed within 5 s of going quiet")
+	}
+}
+
+// TestNodeServerHalfClose: through a -forward (with its connection limit),
+// the service may finish writing first: the client reads to the end, then
+// writes on, and the service still gets those bytes.
+func TestNodeServerHalfClose(t *testing.T) {
+	p := proxyNode(t)
+	c, err := net.Dial("tcp", p.greet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if b, err := io.ReadAll(c); err != nil || string(b) != "hi" {
+		t.Fatalf("reading the greeting: %q, %v", b, err)
+	}
+	if _, err := io.WriteString(c, "after the service's half-close"); err != nil {
+		t.Fatal(err)
+	}
+	c.(closeWriter).CloseWrite()
+	select {
+	case got := <-p.greeted:
+		if got != "after the service's half-close" {
+			t.Fatalf("the service read %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the service did not finish reading within 10 s")
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/astranet-go/astranet"
 	"github.com/astranet-go/astranet/plugins"
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/net/netutil"
 )
 
 // listenAddrer is the part of the concrete node that reports the address
@@ -158,7 +157,7 @@ func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
 		if err != nil {
 			return fmt.Errorf("expose %s: %w", name, err)
 		}
-		r.serve(netutil.LimitListener(l, cfg.maxConns), func(c net.Conn) {
+		r.serve(l, cfg.maxConns, func(c net.Conn) {
 			var d net.Dialer
 			dctx, cancel := context.WithTimeout(ctx, proxyDialTimeout)
 			t, err := d.DialContext(dctx, "tcp", target)
@@ -178,7 +177,7 @@ func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
 		if err != nil {
 			return fmt.Errorf("forward %s: %w", local, err)
 		}
-		r.serve(netutil.LimitListener(l, cfg.maxConns), func(c net.Conn) {
+		r.serve(l, cfg.maxConns, func(c net.Conn) {
 			s, err := r.node.DialTimeout("", name, proxyDialTimeout)
 			if err != nil {
 				r.log.Warn("forward: cannot reach the service", "service", name, "error", err)
@@ -200,13 +199,28 @@ func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
 }
 
 // serve accepts from l until it is closed, handling each connection in its
-// own goroutine (these are the application's proxies, not the library's).
-func (r *nodeRunner) serve(l net.Listener, handle func(net.Conn)) {
+// own goroutine (these are the application's proxies, not the library's). At
+// most max are handled at once: while max are open, it accepts no more, and
+// further connections wait in the listener's backlog. (x/net/netutil's
+// LimitListener would do the same but hides the connections' CloseWrite,
+// which the proxies need for half-closes.)
+func (r *nodeRunner) serve(l net.Listener, max int, handle func(net.Conn)) {
 	r.listeners = append(r.listeners, l)
+	slots := make(chan struct{}, max)
 	r.wg.Go(func() {
-		err := acceptEach(l, &r.wg, handle)
-		if !errors.Is(err, net.ErrClosed) && !errors.Is(err, astranet.ErrClosed) {
-			r.log.Error("listener stopped", "addr", l.Addr(), "error", err)
+		for {
+			slots <- struct{}{} // freed when a handler returns, also at shutdown
+			c, err := l.Accept()
+			if err != nil {
+				if !errors.Is(err, net.ErrClosed) && !errors.Is(err, astranet.ErrClosed) {
+					r.log.Error("listener stopped", "addr", l.Addr(), "error", err)
+				}
+				return
+			}
+			r.wg.Go(func() {
+				defer func() { <-slots }()
+				handle(c)
+			})
 		}
 	})
 }
