@@ -161,14 +161,28 @@ func bench(ctx context.Context, sizes benchSizes, stdout, stderr io.Writer, log 
 
 // acceptEach accepts from l until it fails, handling each connection in a
 // goroutine of wg (the application's, not the library's), and returns
-// Accept's error.
-func acceptEach(l net.Listener, wg *sync.WaitGroup, handle func(net.Conn)) error {
+// Accept's error. With max > 0, at most max handlers run at once: while max
+// are running it accepts no more, and further connections wait in the
+// listener's backlog.
+func acceptEach(l net.Listener, wg *sync.WaitGroup, max int, handle func(net.Conn)) error {
+	var slots chan struct{}
+	if max > 0 {
+		slots = make(chan struct{}, max)
+	}
 	for {
+		if slots != nil {
+			slots <- struct{}{} // freed when a handler returns
+		}
 		c, err := l.Accept()
 		if err != nil {
 			return err
 		}
-		wg.Go(func() { handle(c) })
+		wg.Go(func() {
+			if slots != nil {
+				defer func() { <-slots }()
+			}
+			handle(c)
+		})
 	}
 }
 
@@ -177,7 +191,7 @@ func acceptEach(l net.Listener, wg *sync.WaitGroup, handle func(net.Conn)) error
 func serve(l net.Listener, handle func(net.Conn)) (stop func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		acceptEach(l, &wg, func(c net.Conn) {
+		acceptEach(l, &wg, 0, func(c net.Conn) {
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(workloadTimeout))
 			handle(c)

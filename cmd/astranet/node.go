@@ -199,28 +199,15 @@ func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
 }
 
 // serve accepts from l until it is closed, handling each connection in its
-// own goroutine (these are the application's proxies, not the library's). At
-// most max are handled at once: while max are open, it accepts no more, and
-// further connections wait in the listener's backlog. (x/net/netutil's
-// LimitListener would do the same but hides the connections' CloseWrite,
-// which the proxies need for half-closes.)
+// own goroutine (these are the application's proxies, not the library's), at
+// most max at once. (x/net/netutil's LimitListener would bound them too, but
+// its connections hide CloseWrite, which the proxies need for half-closes.)
 func (r *nodeRunner) serve(l net.Listener, max int, handle func(net.Conn)) {
 	r.listeners = append(r.listeners, l)
-	slots := make(chan struct{}, max)
 	r.wg.Go(func() {
-		for {
-			slots <- struct{}{} // freed when a handler returns, also at shutdown
-			c, err := l.Accept()
-			if err != nil {
-				if !errors.Is(err, net.ErrClosed) && !errors.Is(err, astranet.ErrClosed) {
-					r.log.Error("listener stopped", "addr", l.Addr(), "error", err)
-				}
-				return
-			}
-			r.wg.Go(func() {
-				defer func() { <-slots }()
-				handle(c)
-			})
+		err := acceptEach(l, &r.wg, max, handle)
+		if !errors.Is(err, net.ErrClosed) && !errors.Is(err, astranet.ErrClosed) {
+			r.log.Error("listener stopped", "addr", l.Addr(), "error", err)
 		}
 	})
 }
