@@ -1004,7 +1004,9 @@ func (w *batch) release() {
 // fill takes data from the ready streams in turn, each at most one frame per
 // turn, so that no stream waits behind another's bulk. Streams with little
 // queued go first, for up to half the batch, so that a short message does not
-// wait for a turn among thousands of bulk streams. Caller holds l.mu.
+// wait for a turn among thousands of bulk streams; a stream counts as short
+// by what it has queued when its turn comes, not when it joined the list.
+// Caller holds l.mu.
 func (l *link) fill(w *batch) {
 	maxFrame := int64(l.peer.MaxFrame)
 	smallSent := 0
@@ -1014,9 +1016,15 @@ func (l *link) fill(w *batch) {
 		if s == nil {
 			return
 		}
-		s.inReady = false
-
 		s.mu.Lock()
+		if fromSmall && s.sendLen() > smallWrite {
+			// It joined the list with a short message, but its Writes have
+			// queued more since: it takes its turn among the bulk streams.
+			s.mu.Unlock()
+			l.ready.pushBack(s)
+			continue
+		}
+		s.inReady = false
 		n := min(int64(s.sendLen()), s.sendCredit, maxFrame)
 		if s.err != nil {
 			n = 0
