@@ -46,6 +46,7 @@ type link struct {
 	nextID     uint32
 	ready      readyList // streams with data (or a FIN) to send, in turn
 	small      readyList // the same, for streams with at most smallWrite bytes queued
+	bare       readyList // the same, for streams with only a FIN (or RESET) to send: they need no credit
 	ctl        []byte    // control frames waiting for the writer
 	sendCredit int64     // link credit the peer granted us
 	closed     bool
@@ -66,6 +67,7 @@ type link struct {
 	lastPong    atomic.Int64 // nanoseconds since start of the last round-trip sample
 	handoffs    atomic.Int64 // times sendNow or writeDirect left part of a write to the writer
 	lends       atomic.Int64 // Writes that lent their buffer to the send queue (writeLent)
+	drainBy     atomic.Int64 // once the link is ending: Unix nanoseconds by which the writer gives up
 
 	wake     chan struct{}
 	done     chan struct{}
@@ -121,6 +123,8 @@ func (l *link) run() error {
 		defer l.node.wg.Done()
 		l.writeLoop()
 	}()
+	cfg := &l.node.cfg
+	l.watch(min(cfg.KeepAlive, cfg.DeadTimeout-cfg.KeepAlive) / 4)
 	l.queuePing() // measure the round trip from the start: windows auto-tune on it
 	err := l.readLoop()
 	var perr *wire.ProtocolError
@@ -152,11 +156,12 @@ func (l *link) terminate(err error, goAway bool) {
 	}
 	streams := l.streams
 	l.streams = nil
-	l.ready, l.small = readyList{}, readyList{}
+	l.ready, l.small, l.bare = readyList{}, readyList{}, readyList{}
 	l.mu.Unlock()
 	close(l.done)
 	if l.wdl != nil {
-		l.wdl.SetWriteDeadline(time.Now().Add(drainTimeout))
+		l.drainBy.Store(time.Now().Add(drainTimeout).UnixNano())
+		l.setWriteDeadline()
 	} else if l.closer != nil {
 		l.closer.Close()
 	}
@@ -166,11 +171,13 @@ func (l *link) terminate(err error, goAway bool) {
 		s.mu.Lock()
 		s.inReady = false
 		s.state |= stDone
-		s.fail(lost)
-		if r := s.relay(); r != nil {
+		dropped := s.fail(lost)
+		r := s.relay()
+		if r != nil {
 			relays = append(relays, r)
 		}
 		s.mu.Unlock()
+		s.creditRelayed(r, dropped)
 	}
 	for _, s := range relays { // the rest of each forwarded circuit fails too
 		s.abort(lost)
@@ -237,9 +244,13 @@ func (l *link) schedule(s *Stream) {
 	}
 	s.inReady = true
 	s.mu.Lock()
-	small := s.sendLen() <= smallWrite
+	queued := s.sendLen()
 	s.mu.Unlock()
-	l.list(small).pushBack(s)
+	if queued == 0 {
+		l.bare.pushBack(s)
+	} else {
+		l.list(queued <= smallWrite).pushBack(s)
+	}
 	l.mu.Unlock()
 	l.signal()
 }
@@ -442,6 +453,12 @@ func (l *link) handleData(h wire.Header, p []byte) error {
 		return l.relayData(s, r, h, p)
 	}
 	discard := s.state&stClosed != 0 || s.err != nil
+	// Bytes for a stream closed with written bytes still waiting to go: as
+	// TCP, reset it now (see Stream.Close). A bare FIN is no reason to.
+	abortive := n > 0 && discard && s.err == nil && s.state&stFinSent == 0 && s.sendLen() > 0
+	if abortive {
+		s.fail(net.ErrClosed)
+	}
 	if !discard {
 		if x := s.x; x != nil && x.rbuf != nil && s.recvLen() == 0 {
 			// A Read is waiting with its buffer: one copy instead of two.
@@ -462,6 +479,9 @@ func (l *link) handleData(h wire.Header, p []byte) error {
 	s.mu.Unlock()
 	if discard {
 		l.returnCredit(nil, int(n), 0)
+	}
+	if abortive {
+		l.reset(s.id, wire.CodeCancelled)
 	}
 	if done {
 		l.mu.Lock()
@@ -510,6 +530,12 @@ func (l *link) handleAccept(id uint32, a wire.Accept) error {
 	}
 	s.mu.Lock()
 	if up := s.relay(); up != nil {
+		if !s.dialed {
+			// The half the peer opened to this router: only the far end
+			// may accept it, through the other half.
+			s.mu.Unlock()
+			return &wire.ProtocolError{What: fmt.Sprintf("ACCEPT on circuit %d, which the peer opened", id)}
+		}
 		if s.state&stAccepted != 0 {
 			s.mu.Unlock()
 			return &wire.ProtocolError{What: fmt.Sprintf("second ACCEPT on circuit %d", id)}
@@ -545,10 +571,11 @@ func (l *link) handleReset(id uint32, code wire.Code) {
 		return
 	}
 	s.mu.Lock()
-	s.fail(codeErr(code))
+	dropped := s.fail(codeErr(code))
 	done := s.finished()
 	next := s.relay()
 	s.mu.Unlock()
+	s.creditRelayed(next, dropped)
 	if done {
 		l.mu.Lock()
 		l.forget(s)
@@ -615,9 +642,6 @@ func (l *link) writeLoop() {
 			l.closer.Close()
 		}
 	}()
-	cfg := &l.node.cfg
-	tick := time.NewTicker(min(cfg.KeepAlive, cfg.DeadTimeout-cfg.KeepAlive) / 4)
-	defer tick.Stop()
 	for {
 		l.mu.Lock()
 		for (l.writing && !l.handoff) || (!l.writing && !l.closed && !l.due()) {
@@ -632,10 +656,6 @@ func (l *link) writeLoop() {
 				// one write carries them all.
 				runtime.Gosched()
 			case <-done:
-			case <-tick.C:
-				if err := l.keepAlive(); err != nil {
-					l.terminate(err, false)
-				}
 			}
 			l.mu.Lock()
 		}
@@ -664,7 +684,7 @@ func (l *link) writeLoop() {
 
 // due reports whether the writer has frames it may send. Caller holds l.mu.
 func (l *link) due() bool {
-	return len(l.ctl) > 0 || ((l.ready.head != nil || l.small.head != nil) && l.sendCredit > 0)
+	return len(l.ctl) > 0 || l.bare.head != nil || ((l.ready.head != nil || l.small.head != nil) && l.sendCredit > 0)
 }
 
 // take makes the next batch in l.w: the control frames, then (unless the link
@@ -865,12 +885,35 @@ func (l *link) settleLent(w *batch) error {
 	return nil
 }
 
+// watch runs keepAlive every period until the link ends, and ends a dead
+// link. It runs on a timer, not on the writer: a writer blocked on a peer
+// that reads nothing (with no write deadline to wake it) would never notice.
+func (l *link) watch(period time.Duration) {
+	time.AfterFunc(period, func() {
+		select {
+		case <-l.done:
+			return
+		default:
+		}
+		if err := l.keepAlive(); err != nil {
+			l.terminate(err, false)
+			return
+		}
+		l.watch(period)
+	})
+}
+
 // keepAlive pings a quiet link and reports a dead one.
 func (l *link) keepAlive() error {
 	cfg := &l.node.cfg
 	quiet := time.Duration(l.now() - l.lastRecv.Load())
 	if quiet >= cfg.DeadTimeout {
 		return fmt.Errorf("%w: nothing received for %v", ErrLinkTimeout, quiet.Round(time.Millisecond))
+	}
+	if sent := l.pingSent.Load(); sent != 0 && time.Duration(l.now()-sent) >= cfg.DeadTimeout {
+		// Its PONG never came, though other frames do: ping afresh, or the
+		// round-trip time would never be measured again.
+		l.pingSent.CompareAndSwap(sent, 0)
 	}
 	// Ping a quiet link to see whether it lives, and a busy one now and then
 	// so that its round-trip time (which routing and auto-tuning use) stays
@@ -1011,17 +1054,25 @@ func (l *link) fill(w *batch) {
 	maxFrame := int64(l.peer.MaxFrame)
 	smallSent := 0
 	for !w.full() {
-		fromSmall := l.small.head != nil && (smallSent < maxBatchBytes/2 || l.ready.head == nil)
-		s := l.list(fromSmall).pop()
+		var s *Stream
+		fromSmall, bare := false, l.bare.head != nil
+		if bare {
+			s = l.bare.pop() // a FIN costs no credit: these go first
+		} else {
+			fromSmall = l.small.head != nil && (smallSent < maxBatchBytes/2 || l.ready.head == nil)
+			s = l.list(fromSmall).pop()
+		}
 		if s == nil {
 			return
 		}
 		s.mu.Lock()
-		if fromSmall && s.sendLen() > smallWrite {
-			// It joined the list with a short message, but its Writes have
-			// queued more since: it takes its turn among the bulk streams.
+		if queued := s.sendLen(); bare && queued > 0 || fromSmall && queued > smallWrite {
+			// It joined its list with less queued than it has now: it takes
+			// its turn where its queue puts it. (A stream that joined the
+			// short list with a header and queued a body behind it must not
+			// keep jumping ahead of the bulk streams.)
 			s.mu.Unlock()
-			l.ready.pushBack(s)
+			l.list(queued <= smallWrite).pushBack(s)
 			continue
 		}
 		s.inReady = false
@@ -1102,9 +1153,25 @@ func (s *Stream) finDue() bool {
 	return s.state&(stFinQueued|stFinSent) == stFinQueued && s.sendLen() == 0 && s.err == nil
 }
 
+// setWriteDeadline gives the next write WriteTimeout, or what is left of
+// drainTimeout once the link is ending. Only for links with l.wdl.
+func (l *link) setWriteDeadline() {
+	d := time.Now().Add(l.node.cfg.WriteTimeout).UnixNano()
+	for range 2 { // terminate sets drainBy once; a second pass sees it
+		by := l.drainBy.Load()
+		if by != 0 {
+			d = min(d, by)
+		}
+		l.wdl.SetWriteDeadline(time.Unix(0, d))
+		if l.drainBy.Load() == by {
+			return
+		}
+	}
+}
+
 func (l *link) flush(w *batch) error {
 	if l.wdl != nil {
-		l.wdl.SetWriteDeadline(time.Now().Add(l.node.cfg.WriteTimeout))
+		l.setWriteDeadline()
 	}
 	if l.writev || len(w.bufs) == 1 {
 		bufs := w.bufs // WriteTo consumes its receiver; keep w.bufs' capacity

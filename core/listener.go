@@ -36,7 +36,8 @@ func (ln *Listener) AcceptStream() (*Stream, error) {
 // Addr returns the node, port and service name the listener is bound to.
 func (ln *Listener) Addr() net.Addr { return ln.addr }
 
-// Close stops the listener. Streams waiting in its queue are refused.
+// Close stops the listener. Streams waiting in its queue are refused, and
+// what they received is dropped.
 func (ln *Listener) Close() error {
 	ln.mu.Lock()
 	if ln.closed {
@@ -50,7 +51,13 @@ func (ln *Listener) Close() error {
 	for {
 		select {
 		case s := <-ln.backlog:
+			// Nobody will read or close it: what it received goes now, with
+			// its link credit.
 			s.abort(ErrRefused)
+			s.mu.Lock()
+			n := s.dropRecv()
+			s.mu.Unlock()
+			s.returnRecv(n)
 		default:
 			return nil
 		}

@@ -971,9 +971,11 @@ func (l *link) adopt(s *Stream) error {
 // abort breaks s with err and tells the peer.
 func (s *Stream) abort(err error) {
 	s.mu.Lock()
-	s.fail(err)
+	dropped := s.fail(err)
 	done := s.finished()
+	up := s.relay()
 	s.mu.Unlock()
+	s.creditRelayed(up, dropped)
 	s.link.reset(s.id, errCode(err))
 	if done {
 		s.link.mu.Lock()

@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/astranet-go/astranet/core/wire"
 )
 
 // Stream is one astranet stream: a complete net.Conn. It has no goroutine and,
@@ -216,11 +218,15 @@ func (s *Stream) Read(p []byte) (int, error) {
 			s.mu.Unlock()
 			return 0, s.opErr("read", os.ErrDeadlineExceeded)
 		}
+		if len(p) == 0 {
+			s.mu.Unlock()
+			return 0, nil // as net.TCPConn: a zero-length Read never waits
+		}
 		if s.state&stWrote != 0 {
 			// Waiting for a reply to what it wrote: request and response.
 			s.state |= stInteractive
 		}
-		if x := s.extra(); len(p) > 0 && !x.rbusy && s.state&stHasRead != 0 {
+		if x := s.extra(); !x.rbusy && s.state&stHasRead != 0 {
 			// One waiting Read at a time lends its buffer, once the stream
 			// has been read from: the buffer is then likely reused, and
 			// warm. (The link's one reader should not take the page faults
@@ -424,6 +430,12 @@ func (s *Stream) CloseWrite() error {
 // Close closes both directions. Written data is still delivered, then FIN;
 // if the peer has not finished writing, a reset follows so that its writes
 // fail rather than fill a buffer nobody reads. Blocked Read and Write return.
+//
+// Written data that is still queued when Close is called is dropped, and the
+// stream reset at once, if received bytes are left unread (as TCP does) or
+// arrive after Close while the peer is still sending: that peer may be
+// blocked writing, not reading, and what waits for its credit would never go.
+// The peer's Write and Read then fail with ErrReset.
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	if s.state&stClosed != 0 {
@@ -434,16 +446,25 @@ func (s *Stream) Close() error {
 	if s.state&stRecvFin == 0 {
 		s.state |= stResetAfter
 	}
-	n := s.recvLen()
-	if s.q != nil {
-		s.q.recv.free()
-	}
+	n := s.dropRecv()
 	s.stopTimers()
+	abortive := n > 0 && s.sendLen() > 0 && s.state&(stRecvFin|stFinSent) == 0 && s.err == nil
+	done := false
+	if abortive {
+		s.fail(net.ErrClosed)
+		done = s.finished()
+	}
 	s.wake()
 	s.mu.Unlock()
-	if n > 0 {
-		s.link.buffered.Add(-int64(n))
-		s.link.returnCredit(nil, n, 0)
+	s.returnRecv(n)
+	if abortive {
+		s.link.reset(s.id, wire.CodeCancelled)
+		if done {
+			s.link.mu.Lock()
+			s.link.forget(s)
+			s.link.mu.Unlock()
+		}
+		return nil
 	}
 	s.link.schedule(s)
 	return nil
@@ -534,11 +555,18 @@ func (s *Stream) stopTimers() {
 
 // fail breaks the stream with err: buffered bytes stay readable, then Read
 // returns err; Write returns err at once. Caller holds s.mu.
-func (s *Stream) fail(err error) {
+//
+// It returns the bytes it dropped from a forwarded circuit's send queue: they
+// came in on the other half's link, which the caller must credit for them
+// (creditRelayed) once it has let go of s.mu.
+func (s *Stream) fail(err error) (relayed int) {
 	if s.err == nil {
 		s.err = err
 	}
 	if s.q != nil {
+		if s.relay() != nil {
+			relayed = s.q.send.n
+		}
 		s.q.send.free()
 	}
 	s.state |= stFinSent
@@ -550,6 +578,38 @@ func (s *Stream) fail(err error) {
 		}
 	}
 	s.wake()
+	return relayed
+}
+
+// creditRelayed gives back the link credit of n forwarded bytes that will
+// never be sent on (see fail): the far half's link received them. Called
+// without s.mu.
+func (s *Stream) creditRelayed(up *Stream, n int) {
+	if up == nil || n <= 0 {
+		return
+	}
+	up.link.buffered.Add(-int64(n))
+	up.link.returnCredit(nil, n, 0)
+}
+
+// dropRecv frees what s received and nobody will read, and gives its link
+// credit back. Caller holds s.mu; the returned count is for returnRecv.
+func (s *Stream) dropRecv() int {
+	n := s.recvLen()
+	if s.q != nil {
+		s.q.recv.free()
+		s.dropEmptyQueues()
+	}
+	return n
+}
+
+// returnRecv gives the link the credit of n received bytes dropped unread.
+// Called without s.mu.
+func (s *Stream) returnRecv(n int) {
+	if n > 0 {
+		s.link.buffered.Add(-int64(n))
+		s.link.returnCredit(nil, n, 0)
+	}
 }
 
 // finished reports, once, whether the link is done with s: nothing more to
