@@ -183,8 +183,8 @@ func waitResult(t *testing.T, res chan writeResult) writeResult {
 }
 
 // TestConcurrentLentWrites: two goroutines write large buffers to one
-// stream at once while other streams keep the link busy. Each Write's bytes
-// arrive, none twice, whatever their interleaving.
+// stream at once while other streams keep the link busy. The Writes take
+// turns: each one's bytes arrive whole, none twice.
 func TestConcurrentLentWrites(t *testing.T) {
 	a, b, ln := linkedPair(t)
 	l := onlyLink(t, a)
@@ -238,6 +238,11 @@ func TestConcurrentLentWrites(t *testing.T) {
 	wg.Wait()
 	if na, nb := bytes.Count(got, []byte{'A'}), bytes.Count(got, []byte{'B'}); na != each || nb != each {
 		t.Fatalf("read %d A and %d B, want %d of each", na, nb, each)
+	}
+	for off := 0; off < len(got); off += write {
+		if block := got[off : off+write]; bytes.Count(block, block[:1]) != write {
+			t.Fatalf("the Write at offset %d is mixed with another", off)
+		}
 	}
 	if l.lends.Load() == lends {
 		t.Fatal("no Write lent its buffer")

@@ -98,10 +98,9 @@ type streamExtra struct {
 	rbusy bool
 	// A Write blocked on a busy link lends its p to the send queue as wchunk
 	// rather than copy it (writeLent); wlent is how much of it the link still
-	// references. While wbusy, other Writes on the stream wait.
+	// references. (Writes take turns: there is one wchunk per stream.)
 	wchunk chunk
 	wlent  int
-	wbusy  bool
 	// relay, on a router, is the other half of a forwarded circuit: bytes that
 	// arrive here are sent on by relay, and credit goes back upstream only as
 	// relay sends them on. Set before the stream is published; never changes.
@@ -121,6 +120,7 @@ const (
 	stWrote                               // the application has written
 	stInteractive                         // a Read waited after a write: small writes go out at once
 	stHasRead                             // a Read has returned data
+	stWriting                             // a Write is in progress; others wait their turn
 )
 
 type deadlines struct {
@@ -268,39 +268,60 @@ func (s *Stream) consumed(n int) uint32 {
 // it, having handed the kernel what it would take at once and copied the
 // rest. It never waits on a full socket with p lent, so a write deadline
 // keeps its meaning.
+//
+// Concurrent Writes take turns, as on a net.TCPConn: the bytes of one never
+// interleave with another's.
 func (s *Stream) Write(p []byte) (int, error) {
 	s.mu.Lock()
+	for s.state&stWriting != 0 {
+		// One Write at a time, as on a net.TCPConn: concurrent Writes do
+		// not interleave their bytes.
+		switch {
+		case s.state&stClosed != 0:
+			s.mu.Unlock()
+			return 0, s.opErr("write", net.ErrClosed)
+		case s.err != nil:
+			err := s.err
+			s.mu.Unlock()
+			return 0, s.opErr("write", err)
+		case s.x != nil && !s.x.dl.write.IsZero() && !time.Now().Before(s.x.dl.write):
+			s.mu.Unlock()
+			return 0, s.opErr("write", os.ErrDeadlineExceeded)
+		}
+		s.wait()
+	}
+	s.state |= stWriting
+	n, err := s.write(p)
+	s.state &^= stWriting
+	s.wake() // for a Write waiting its turn
+	s.mu.Unlock()
+	return n, err
+}
+
+// write is Write for the goroutine whose turn it is. Caller holds s.mu, and
+// holds it again on return.
+func (s *Stream) write(p []byte) (int, error) {
 	total := 0
 	limit := s.link.node.cfg.SendBuffer
 	for {
 		if len(p) == 0 && total > 0 {
 			// All queued: what happens to the stream afterwards is for the
 			// next call to report.
-			s.mu.Unlock()
 			return total, nil
 		}
 		switch {
 		case s.state&stClosed != 0:
-			s.mu.Unlock()
 			return total, s.opErr("write", net.ErrClosed)
 		case s.state&stFinQueued != 0:
-			s.mu.Unlock()
 			return total, s.opErr("write", ErrWriteClosed)
 		case s.err != nil:
 			err := s.err
-			s.mu.Unlock()
 			return total, s.opErr("write", err)
 		case s.x != nil && !s.x.dl.write.IsZero() && !time.Now().Before(s.x.dl.write):
-			s.mu.Unlock()
 			return total, s.opErr("write", os.ErrDeadlineExceeded)
 		}
 		if len(p) == 0 {
-			s.mu.Unlock()
 			return total, nil
-		}
-		if s.x != nil && s.x.wbusy {
-			s.wait() // another Write's bytes are lent to the link
-			continue
 		}
 		if s.sendLen() == 0 && s.sendCredit > 0 && (len(p) >= directMin || (s.state&stInteractive != 0 && len(p) <= smallWrite)) {
 			// Nothing queued: a large write, or a short reply, may go to the
@@ -317,7 +338,6 @@ func (s *Stream) Write(p []byte) (int, error) {
 			n, err := s.writeLent(p)
 			p, total = p[n:], total+n
 			if err != nil {
-				s.mu.Unlock()
 				return total, err
 			}
 			continue
@@ -360,7 +380,7 @@ func (s *Stream) writeLent(p []byte) (int, error) {
 	c := &x.wchunk
 	*c = chunk{buf: p, wr: len(p), lent: true}
 	s.queues().send.push(c)
-	x.wlent, x.wbusy = len(p), true
+	x.wlent = len(p)
 	s.state |= stWrote
 	s.link.lends.Add(1)
 	if s.sendCredit > 0 {
@@ -407,8 +427,6 @@ func (s *Stream) writeLent(p []byte) (int, error) {
 		err = nil // the writer had taken it all: it is sent like any other
 	}
 	*c = chunk{}
-	x.wbusy = false
-	s.wake() // for other Writes
 	return n, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -252,5 +253,59 @@ func TestDialSurvivesQuickClose(t *testing.T) {
 			t.Fatalf("dial %d: read %q, %v", i, got, err)
 		}
 		s.Close()
+	}
+}
+
+// Concurrent Writes on one stream take turns, as on a net.TCPConn: each
+// arrives whole, never interleaved with another's bytes. On a TCP link large
+// Writes lend their buffers; on a pipe they are copied, and a Write larger
+// than SendBuffer waits for room part-way through.
+func TestConcurrentWritesDoNotInterleave(t *testing.T) {
+	for _, network := range []string{"tcp", "pipe"} {
+		t.Run(network, func(t *testing.T) {
+			var a, b *Node
+			var ln *Listener
+			if network == "tcp" {
+				a, b, ln = linkedPair(t)
+			} else {
+				a, b = newNode(t, testConfig()), newNode(t, testConfig())
+				c1, c2 := net.Pipe()
+				go a.Attach(c1)
+				go b.Attach(c2)
+				waitFor(t, 5*time.Second, "the pipe link", func() bool { return hasLinkTo(a, b.ID()) })
+				var err error
+				if ln, err = b.Bind(7, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, peer := openPair(t, a, b.ID(), ln)
+			const writers, writes, size = 3, 8, 300 << 10
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					buf := bytes.Repeat([]byte{byte('A' + w)}, size)
+					for range writes {
+						if _, err := s.Write(buf); err != nil {
+							t.Errorf("writer %d: %v", w, err)
+							return
+						}
+					}
+				}()
+			}
+			got := make([]byte, writers*writes*size)
+			peer.SetReadDeadline(time.Now().Add(20 * time.Second))
+			if k, err := io.ReadFull(peer, got); err != nil {
+				t.Fatalf("reading: %v after %d bytes", err, k)
+			}
+			wg.Wait()
+			for off := 0; off < len(got); off += size {
+				block := got[off : off+size]
+				if n := bytes.Count(block, block[:1]); n != size {
+					t.Fatalf("the Write at offset %d is mixed: %d of %d bytes are %q", off, n, size, block[:1])
+				}
+			}
+		})
 	}
 }
