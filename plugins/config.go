@@ -35,7 +35,8 @@ type Config struct {
 	// MinBackoff and doubles after each failed start, and after each crash
 	// of a process that served for less than MaxBackoff. Defaults 50 ms, 5 s.
 	MinBackoff, MaxBackoff time.Duration
-	// KillTimeout bounds Close's wait for the plugin to exit. Default 3 s.
+	// KillTimeout bounds Close's wait for the plugin to exit, and a cancelled
+	// start's. Default 3 s.
 	KillTimeout time.Duration
 	// ProgressInterval is how often a quiet discovery plugin must say so; one
 	// silent for three intervals is deemed hung and restarted. Default 5 s.

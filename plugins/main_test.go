@@ -14,6 +14,7 @@ import (
 var (
 	filePlugin    string // plugins/cmd/astranet-discovery-file
 	examplePlugin string // examples/plugin/plugin
+	policyPlugin  string // plugins/cmd/astranet-routing-policy
 )
 
 func TestMain(m *testing.M) {
@@ -24,7 +25,12 @@ func TestMain(m *testing.M) {
 	}
 	filePlugin = filepath.Join(dir, "astranet-discovery-file")
 	examplePlugin = filepath.Join(dir, "example-plugin")
-	for bin, pkg := range map[string]string{filePlugin: "./cmd/astranet-discovery-file", examplePlugin: "../examples/plugin/plugin"} {
+	policyPlugin = filepath.Join(dir, "astranet-routing-policy")
+	for bin, pkg := range map[string]string{
+		filePlugin:    "./cmd/astranet-discovery-file",
+		examplePlugin: "../examples/plugin/plugin",
+		policyPlugin:  "./cmd/astranet-routing-policy",
+	} {
 		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
 			os.Exit(1)

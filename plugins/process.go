@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"time"
 
@@ -22,15 +21,23 @@ type process struct {
 	raw     any // *sdk.DiscoveryClient or *sdk.RoutingClient
 	pid     int
 	started time.Time // launched; reset when it becomes current, for the hang check
+	// stop kills the process through its exec.Cmd's context. go-plugin's
+	// Kill cannot stop a process that has not finished its handshake (it
+	// waits for the start to end first), and it waits for an answer a frozen
+	// process never gives.
+	stop context.CancelFunc
 }
 
 // launch starts the binary and completes the handshake, within ctx and the
-// start timeout.
+// start timeout. When ctx ends first, the process is killed and launch
+// returns once it is gone (or after KillTimeout, with an error that says
+// so): nothing it started outlives it.
 func launch(ctx context.Context, cfg Config, name string, p plugin.Plugin) (*process, error) {
+	procCtx, stop := context.WithCancel(context.Background())
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{name: p},
-		Cmd:              exec.Command(cfg.Path, cfg.Args...),
+		Cmd:              exec.CommandContext(procCtx, cfg.Path, cfg.Args...),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         cfg.AutoMTLS,
 		Logger:           cfg.Logger.Named(name),
@@ -58,19 +65,31 @@ func launch(ctx context.Context, cfg Config, name string, p plugin.Plugin) (*pro
 	case r := <-done:
 		if r.err != nil {
 			client.Kill()
+			stop()
 			return nil, fmt.Errorf("plugins: starting %s: %w", cfg.Path, r.err)
 		}
-		p := &process{client: client, raw: r.raw, started: time.Now()}
+		p := &process{client: client, raw: r.raw, started: time.Now(), stop: stop}
 		if rc := client.ReattachConfig(); rc != nil {
 			p.pid = rc.Pid
 		}
 		return p, nil
 	case <-ctx.Done():
+		err := fmt.Errorf("plugins: starting %s: %w", cfg.Path, ctx.Err())
+		// Killing the process ends the handshake wait at once (its stdout
+		// closes); then go-plugin's Kill reaps it and ends its goroutines.
+		stop()
+		gone := make(chan struct{})
 		go func() {
+			defer close(gone)
 			<-done
 			client.Kill()
 		}()
-		return nil, ctx.Err()
+		select {
+		case <-gone:
+			return nil, err
+		case <-time.After(cfg.KillTimeout):
+			return nil, fmt.Errorf("%w; the plugin did not exit within %v", err, cfg.KillTimeout)
+		}
 	}
 }
 
@@ -94,6 +113,7 @@ func (p *process) waitExit(ctx context.Context, d time.Duration) bool {
 // two seconds later, but its request waits for an answer that a frozen
 // process never gives, so past timeout the process gets SIGKILL.
 func (p *process) kill(timeout time.Duration) error {
+	defer p.stop()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -104,11 +124,7 @@ func (p *process) kill(timeout time.Duration) error {
 		return nil
 	case <-time.After(timeout):
 	}
-	if p.pid > 0 && !p.exited() {
-		if proc, err := os.FindProcess(p.pid); err == nil {
-			proc.Kill()
-		}
-	}
+	p.stop()
 	select {
 	case <-done:
 		return nil

@@ -179,8 +179,9 @@ func (r *Routing) down(p *process, why string) {
 	routingClient(p).Close()
 }
 
-// LinkUp passes a link event to the plugin without waiting; a restarted
-// plugin learns the links when it is configured.
+// LinkUp passes a link event to the plugin without waiting; a plugin that is
+// down or starting misses it, but learns the links when it is configured and
+// again as its session opens.
 func (r *Routing) LinkUp(l core.LinkInfo) {
 	if p := r.sup.cur.Load(); p != nil {
 		routingClient(p).LinkUp(l)

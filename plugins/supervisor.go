@@ -173,7 +173,9 @@ func (s *supervisor) restart(detected time.Time) bool {
 }
 
 // close stops supervising and returns the current process, if any, for the
-// caller to stop.
+// caller to stop. A restart in progress ends first: a process still in its
+// handshake is killed (launch waits for it to go) and one being activated is
+// killed by restart, so none outlives close.
 func (s *supervisor) close() *process {
 	s.mu.Lock()
 	s.closed = true

@@ -1,11 +1,15 @@
 package sdk
 
 import (
+	"errors"
+	"fmt"
 	"maps"
 	"time"
 
 	"github.com/astranet-go/astranet/core"
+	"github.com/astranet-go/astranet/core/wire"
 	pluginv1 "github.com/astranet-go/astranet/sdk/proto/astranet/plugin/v1"
+	"github.com/hashicorp/go-hclog"
 )
 
 // Conversions between core's types and the contract's messages. Messages from
@@ -20,6 +24,59 @@ func fromPBService(s *pluginv1.Service) core.Service {
 		return core.Service{}
 	}
 	return core.Service{Name: s.GetName(), Node: core.NodeID(s.GetNode()), Port: s.GetPort(), Metadata: maps.Clone(s.GetMetadata())}
+}
+
+// Bounds on a service's metadata: those the embedded discovery puts on the
+// services it takes from its neighbours (checkService in discovery/message.go).
+const (
+	maxMetadata = 16  // keys per service
+	maxKeyLen   = 64  // bytes per metadata key
+	maxValueLen = 256 // bytes per metadata value
+)
+
+// checkService reports why a service a plugin published is unusable, by the
+// embedded discovery's rules: a node, a port, a name wire.CheckName accepts,
+// bounded metadata. (Protobuf has already checked that strings are UTF-8.)
+func checkService(s core.Service) error {
+	switch {
+	case s.Name == "":
+		return fmt.Errorf("port %d has no name", s.Port)
+	case s.Port == 0:
+		return fmt.Errorf("%q has port 0", s.Name)
+	case s.Node == 0:
+		return fmt.Errorf("%q has node 0", s.Name)
+	case len(s.Metadata) > maxMetadata:
+		return fmt.Errorf("%q has %d metadata keys, more than %d", s.Name, len(s.Metadata), maxMetadata)
+	}
+	if err := wire.CheckName(s.Name); err != nil {
+		return err
+	}
+	for k, v := range s.Metadata {
+		if len(k) == 0 || len(k) > maxKeyLen || len(v) > maxValueLen {
+			return fmt.Errorf("%q: metadata %q: keys must be 1..%d and values 0..%d bytes", s.Name, k, maxKeyLen, maxValueLen)
+		}
+	}
+	return nil
+}
+
+// checkRoute reports why a route a plugin published is unusable.
+func checkRoute(r core.Route, self core.NodeID) error {
+	switch r.Dst {
+	case 0:
+		return errors.New("a route to node 0")
+	case self:
+		return fmt.Errorf("a route to the node itself (%v)", self)
+	}
+	return nil
+}
+
+// dropped logs, once per message, the entries a plugin sent that were left
+// out, with the first reason: a plugin that keeps sending them must not
+// flood the log with a line per entry.
+func dropped(log hclog.Logger, msg string, n int, first error) {
+	if n > 0 {
+		log.Warn(msg, "dropped", n, "first", first.Error())
+	}
 }
 
 func toPBServices(ss []core.Service) []*pluginv1.Service {
@@ -83,6 +140,25 @@ func fromPBRoutes(rs []*pluginv1.Route) []core.Route {
 	for i, r := range rs {
 		out[i] = fromPBRoute(r)
 	}
+	return out
+}
+
+// routesFromPlugin converts a table a plugin published for node self,
+// leaving out (and logging) the routes checkRoute refuses.
+func routesFromPlugin(rs []*pluginv1.Route, self core.NodeID, log hclog.Logger) []core.Route {
+	out := make([]core.Route, 0, len(rs))
+	n, first := 0, error(nil)
+	for _, r := range rs {
+		x := fromPBRoute(r)
+		if err := checkRoute(x, self); err != nil {
+			if n++; first == nil {
+				first = err
+			}
+			continue
+		}
+		out = append(out, x)
+	}
+	dropped(log, "routing plugin published routes that are not valid; dropped", n, first)
 	return out
 }
 

@@ -181,10 +181,7 @@ func (c *DiscoveryClient) follow(stream grpc.ServerStreamingClient[pluginv1.Watc
 		switch e := ev.GetEvent().(type) {
 		case *pluginv1.WatchEvent_Snapshot:
 			view = make(map[serviceKey]core.Service, len(e.Snapshot.GetServices()))
-			for _, s := range e.Snapshot.GetServices() {
-				svc := fromPBService(s)
-				view[keyOf(svc)] = svc
-			}
+			c.put(view, e.Snapshot.GetServices())
 		case *pluginv1.WatchEvent_Changes:
 			if view == nil {
 				return errors.New("sdk: discovery plugin sent changes before a snapshot")
@@ -192,10 +189,7 @@ func (c *DiscoveryClient) follow(stream grpc.ServerStreamingClient[pluginv1.Watc
 			for _, s := range e.Changes.GetDeleted() {
 				delete(view, keyOf(fromPBService(s)))
 			}
-			for _, s := range e.Changes.GetPut() {
-				svc := fromPBService(s)
-				view[keyOf(svc)] = svc
-			}
+			c.put(view, e.Changes.GetPut())
 		case *pluginv1.WatchEvent_ResetView:
 			c.resets.Add(1)
 			c.cfg.Logger.Info("discovery plugin reset its view", "reason", e.ResetView.GetReason())
@@ -208,6 +202,25 @@ func (c *DiscoveryClient) follow(stream grpc.ServerStreamingClient[pluginv1.Watc
 		}
 		publish(listServices(view))
 	}
+}
+
+// put adds services a plugin published to view. Those checkService refuses
+// are left out (and an earlier version of one is removed), with a log line:
+// one bad entry does not cost the node the rest of the view.
+func (c *DiscoveryClient) put(view map[serviceKey]core.Service, ss []*pluginv1.Service) {
+	n, first := 0, error(nil)
+	for _, s := range ss {
+		svc := fromPBService(s)
+		if err := checkService(svc); err != nil {
+			delete(view, keyOf(svc))
+			if n++; first == nil {
+				first = err
+			}
+			continue
+		}
+		view[keyOf(svc)] = svc
+	}
+	dropped(c.cfg.Logger, "discovery plugin published services that are not valid; dropped", n, first)
 }
 
 // Register announces s through the plugin, waiting at most the timeout.

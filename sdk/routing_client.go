@@ -92,10 +92,8 @@ func (c *RoutingClient) Run(m core.Mesh, publish func([]core.Route)) {
 func (c *RoutingClient) sessions(m core.Mesh, publish func([]core.Route)) {
 	defer c.wg.Done()
 	b := backoff{min: 50 * time.Millisecond, max: 2 * time.Second}
-	first := true
 	for {
-		err := c.session(m, publish, first, &b)
-		first = false
+		err := c.session(m, publish, &b)
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -109,7 +107,12 @@ func (c *RoutingClient) sessions(m core.Mesh, publish func([]core.Route)) {
 	}
 }
 
-func (c *RoutingClient) session(m core.Mesh, publish func([]core.Route), first bool, b *backoff) error {
+// session runs one Session. It begins by restating the links, every time:
+// events queued for a broken session may be lost, and on the first session
+// of a plugin process the host may have dropped link events while the
+// process was being configured (it lists the links in Configure, but is not
+// yet sent events). The plugin drops the links gone when the session opens.
+func (c *RoutingClient) session(m core.Mesh, publish func([]core.Route), b *backoff) error {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	c.endSession.Store(&cancel)
@@ -120,12 +123,9 @@ func (c *RoutingClient) session(m core.Mesh, publish func([]core.Route), first b
 	sendDone := make(chan struct{})
 	go func() {
 		defer close(sendDone)
-		if !first {
-			// Events queued for a broken session may be lost: restate the links.
-			for _, l := range m.Links() {
-				if stream.Send(&pluginv1.RoutingInput{Event: &pluginv1.RoutingInput_LinkUp{LinkUp: toPBLink(l)}}) != nil {
-					return
-				}
+		for _, l := range m.Links() {
+			if stream.Send(&pluginv1.RoutingInput{Event: &pluginv1.RoutingInput_LinkUp{LinkUp: toPBLink(l)}}) != nil {
+				return
 			}
 		}
 		for {
@@ -148,7 +148,7 @@ func (c *RoutingClient) session(m core.Mesh, publish func([]core.Route), first b
 			return err
 		}
 		b.reset()
-		publish(fromPBRoutes(out.GetRoutes()))
+		publish(routesFromPlugin(out.GetRoutes(), m.ID(), c.cfg.Logger))
 	}
 }
 

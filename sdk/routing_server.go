@@ -118,9 +118,9 @@ func (s *RoutingServer) Session(stream grpc.BidiStreamingServer[pluginv1.Routing
 			s.wg.Done()
 		}
 	}()
-	// A session begins after a broken one, whose link events may have been
-	// lost: drop the links the host no longer has (the host restates the
-	// live ones).
+	// Link events may have been lost before this session (a broken one, or
+	// the host's start of this process): drop the links the host no longer
+	// has; the host restates the live ones as the session opens.
 	if _, down, err := mesh.refreshLinks(); err != nil {
 		s.log.Warn("listing the host's links", "error", err)
 	} else {

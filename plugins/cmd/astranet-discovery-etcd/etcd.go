@@ -129,7 +129,7 @@ func splitList(s string) []string {
 }
 
 // Start connects to etcd (without waiting for it) and begins the lease and
-// watch loops.
+// watch loops. It fails once Close has been called.
 func (e *etcdDiscovery) Start(m core.Mesh, publish func([]core.Service)) error {
 	if len(e.endpoints) == 0 {
 		return errors.New("no etcd endpoints configured")
@@ -139,10 +139,15 @@ func (e *etcdDiscovery) Start(m core.Mesh, publish func([]core.Service)) error {
 		return fmt.Errorf("etcd client: %w", err)
 	}
 	e.mu.Lock()
+	if e.closed || e.cli != nil {
+		e.mu.Unlock()
+		cli.Close()
+		return errors.New("closed or already started")
+	}
 	e.cli, e.mesh, e.publish = cli, m, publish
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.mu.Unlock()
 	e.wg.Add(3)
+	e.mu.Unlock()
 	go e.leaseLoop()
 	go e.syncLoop()
 	go e.watchLoop()
@@ -151,7 +156,8 @@ func (e *etcdDiscovery) Start(m core.Mesh, publish func([]core.Service)) error {
 
 // leaseLoop holds a lease and keeps it alive; when it is lost (etcd
 // unreachable past the TTL) it takes a new one and has the services written
-// again under it.
+// again under it. Failures back off, and so does a lease lost soon after it
+// was granted, so that the loop never grants leases as fast as etcd answers.
 func (e *etcdDiscovery) leaseLoop() {
 	defer e.wg.Done()
 	wait := minBackoff
@@ -166,10 +172,13 @@ func (e *etcdDiscovery) leaseLoop() {
 			}
 			continue
 		}
-		wait = minBackoff
 		ka, err := e.cli.KeepAlive(e.ctx, grant.ID)
 		if err != nil {
 			e.log.Warn("etcd lease keepalive failed", "error", err)
+			e.revoke(grant.ID) // or it would live out its TTL for nothing
+			if !sleep(e.ctx, &wait) {
+				return
+			}
 			continue
 		}
 		e.mu.Lock()
@@ -177,14 +186,31 @@ func (e *etcdDiscovery) leaseLoop() {
 		e.mu.Unlock()
 		e.nudge()
 		e.log.Debug("etcd lease granted", "lease", int64(grant.ID), "ttl", e.ttl)
+		kept := false
 		for range ka {
+			kept = true
 		}
 		e.mu.Lock()
 		e.lease = 0
 		e.mu.Unlock()
-		if e.ctx.Err() == nil {
-			e.log.Warn("etcd lease lost; taking a new one")
+		if e.ctx.Err() != nil {
+			return
 		}
+		e.log.Warn("etcd lease lost; taking a new one")
+		if kept {
+			wait = minBackoff // it was kept alive: take a new one at once
+		} else if !sleep(e.ctx, &wait) {
+			return
+		}
+	}
+}
+
+// revoke gives a lease back to etcd, its keys with it.
+func (e *etcdDiscovery) revoke(id clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(e.ctx, callTimeout)
+	defer cancel()
+	if _, err := e.cli.Revoke(ctx, id); err != nil && e.ctx.Err() == nil {
+		e.log.Warn("revoking an etcd lease", "lease", int64(id), "error", err)
 	}
 }
 

@@ -252,3 +252,89 @@ func TestConfigure(t *testing.T) {
 		}
 	}
 }
+
+// lineCounter counts the log lines that contain a phrase.
+type lineCounter struct {
+	phrase string
+	n      atomic.Int64
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.n.Add(int64(strings.Count(string(p), c.phrase)))
+	return len(p), nil
+}
+
+// TestKeepAliveHaltedBacksOff: when keepalives cannot be started (the
+// client's lessor has halted), the lease loop revokes each lease it was
+// granted and waits longer before the next, rather than granting leases as
+// fast as etcd answers.
+func TestKeepAliveHaltedBacksOff(t *testing.T) {
+	failed := &lineCounter{phrase: "keepalive failed"}
+	e := newTestDiscovery(t, newPrefix())
+	e.log = hclog.New(&hclog.LoggerOptions{Output: failed, Level: hclog.Warn})
+	if err := e.Start(sdktest.NewMesh(), func([]core.Service) {}); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	leased := func() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.lease != 0 }
+	waitUntil(t, "a lease", 5*time.Second, leased)
+
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	leases := func() map[clientv3.LeaseID]bool {
+		t.Helper()
+		resp, err := cli.Leases(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make(map[clientv3.LeaseID]bool, len(resp.Leases))
+		for _, l := range resp.Leases {
+			ids[l.ID] = true
+		}
+		return ids
+	}
+	before := leases()
+
+	// Halting the lessor makes every later KeepAlive fail, while Grant
+	// still succeeds.
+	e.mu.Lock()
+	e.cli.Lease.Close()
+	e.mu.Unlock()
+	time.Sleep(500 * time.Millisecond)
+	newLeases := 0
+	for id := range leases() {
+		if !before[id] {
+			newLeases++
+		}
+	}
+	// Backoff from 50 ms: about four attempts in 500 ms.
+	t.Logf("in 500 ms: %d keepalive failures, %d new leases left live", failed.n.Load(), newLeases)
+	if n := failed.n.Load(); n > 8 {
+		t.Errorf("%d keepalive failures in 500 ms; want a handful, backing off", n)
+	}
+	if newLeases > 1 {
+		t.Errorf("%d leases granted and left live; want each revoked", newLeases)
+	}
+	start := time.Now()
+	e.Close()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Close took %v during the backoff", took)
+	}
+}
+
+// TestStartAfterClose: a discovery closed before it started refuses to
+// start, and so starts nothing that its Close would not stop.
+func TestStartAfterClose(t *testing.T) {
+	e := newTestDiscovery(t, newPrefix())
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(sdktest.NewMesh(), func([]core.Service) {}); err == nil {
+		t.Error("Start after Close succeeded")
+	}
+}
