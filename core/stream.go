@@ -101,6 +101,7 @@ type streamExtra struct {
 	// references. (Writes take turns: there is one wchunk per stream.)
 	wchunk chunk
 	wlent  int
+	turns  int // Writes waiting for the one in progress to end
 	// relay, on a router, is the other half of a forwarded circuit: bytes that
 	// arrive here are sent on by relay, and credit goes back upstream only as
 	// relay sends them on. Set before the stream is published; never changes.
@@ -288,12 +289,17 @@ func (s *Stream) Write(p []byte) (int, error) {
 			s.mu.Unlock()
 			return 0, s.opErr("write", os.ErrDeadlineExceeded)
 		}
+		x := s.extra()
+		x.turns++
 		s.wait()
+		x.turns--
 	}
 	s.state |= stWriting
 	n, err := s.write(p)
 	s.state &^= stWriting
-	s.wake() // for a Write waiting its turn
+	if s.x != nil && s.x.turns > 0 {
+		s.wake() // a Write waits its turn (only then: a waiting Read would wake for nothing)
+	}
 	s.mu.Unlock()
 	return n, err
 }
