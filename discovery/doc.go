@@ -10,6 +10,10 @@
 // re-announced as keep-alives; an origin that falls silent expires, and a
 // neighbour that no route reaches any more is dropped at once. Each node
 // publishes the union of the latest snapshots to its core.Node, whose data
-// plane reads it without waiting, and Mesh.Watch streams the same view. The
-// messages are specified in docs/PROTOCOL.md, section 12.
+// plane reads it without waiting, and Mesh.Watch streams the same view.
+// Changes from neighbours are published off the links' readers, a burst of
+// them at once, so that taking a snapshot costs the same however much the
+// node holds; and what neighbours can make a node hold is bounded
+// (MeshOptions.MaxOrigins, MeshOptions.MaxServiceBytes). The messages are
+// specified in docs/PROTOCOL.md, section 12.
 package discovery

@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"cmp"
+	"fmt"
 	"net"
 	"slices"
 	"sync"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/astranet-go/astranet/core"
+	"github.com/astranet-go/astranet/core/wire"
 	"go.uber.org/goleak"
 )
 
@@ -117,4 +120,40 @@ func canonical(ss []core.Service) []core.Service {
 // same reports whether two canonical views hold the same services.
 func same(a, b []core.Service) bool {
 	return slices.EqualFunc(a, b, func(x, y core.Service) bool { return compareServices(x, y) == 0 })
+}
+
+// compareServices orders services by name, then node, then port.
+func compareServices(a, b core.Service) int {
+	return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Node, b.Node), cmp.Compare(a.Port, b.Port))
+}
+
+// fakeMesh is a core.Mesh with one link, to node 2, that drops what is sent.
+type fakeMesh struct{}
+
+func (fakeMesh) ID() core.NodeID                      { return 1 }
+func (fakeMesh) Links() []core.LinkInfo               { return []core.LinkInfo{{ID: 7, Peer: 2}} }
+func (fakeMesh) Caps() uint32                         { return wire.CapServer | wire.CapRouter | wire.CapClient }
+func (fakeMesh) Routes() []core.Route                 { return nil }
+func (fakeMesh) Send(uint64, wire.Kind, []byte) error { return nil }
+
+// fakeLink is fakeMesh's link, as discovery sees it.
+var fakeLink = core.LinkInfo{ID: 7, Peer: 2}
+
+// bigCount is how many services with 10-byte names and no metadata fill a
+// message.
+const bigCount = (maxMessage - headerLen) / (4 + 1 + 10 + 1)
+
+// bigSnapshot is the largest legal snapshot of origin at seq: bigCount
+// services named s000000001 and on.
+func bigSnapshot(t testing.TB, origin core.NodeID, seq uint64) []byte {
+	t.Helper()
+	ss := make([]core.Service, bigCount)
+	for i := range ss {
+		ss[i] = core.Service{Name: fmt.Sprintf("s%09d", i+1), Node: origin, Port: uint32(i + 1)}
+	}
+	msg, err := appendSnapshot(nil, &snapshot{origin: origin, seq: seq, interval: time.Hour, services: ss})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
 }

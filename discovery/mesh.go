@@ -1,7 +1,6 @@
 package discovery
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/astranet-go/astranet/core"
 	"github.com/astranet-go/astranet/core/wire"
@@ -35,10 +35,30 @@ type MeshOptions struct {
 	// origins cannot grow its memory without end: snapshots from further new
 	// origins are dropped while it is full. Default 65536.
 	MaxOrigins int
+	// MaxServiceBytes bounds the memory that the services of other nodes take
+	// in discovery, so that a neighbour announcing many origins, each with a
+	// large snapshot, cannot make this node hold more: each snapshot counts
+	// what it takes (the message, the decoded services and their metadata,
+	// estimated from above), and one that would take the total past the bound
+	// is dropped, counted and logged (at most once a minute), while its
+	// origin keeps the snapshot held before, if any, until that expires. The
+	// node indexes the view it is published by name, which takes from as
+	// much again (names shared by many nodes) to some 2.5 times as much
+	// (short names, each on one node): with the default, others' services
+	// take at most some 224 MiB of a node. Default 64 MiB, about a million
+	// services with short names; values below 1 MiB are raised to it.
+	MaxServiceBytes int
 }
 
 // DefaultMaxOrigins is MeshOptions.MaxOrigins when it is zero.
 const DefaultMaxOrigins = 1 << 16
+
+// DefaultMaxServiceBytes is MeshOptions.MaxServiceBytes when it is zero.
+const DefaultMaxServiceBytes = 64 << 20
+
+// minServiceBytes is the least MaxServiceBytes: room for a few origins with
+// the largest snapshots.
+const minServiceBytes = 1 << 20
 
 // minRelay is the shortest time between two relays of one origin's
 // refreshes, whatever interval the origin claims.
@@ -66,6 +86,13 @@ const sendBudget = 256 << 10
 // metadata, or 235 with 255-byte names. docs/PROTOCOL.md section 12
 // specifies the messages.
 //
+// A change this node makes (Register, Deregister, a neighbour found
+// unreachable) is published before the call returns. A change a neighbour
+// sends is published by the announcer goroutine, so that the link's reader
+// does not wait for it, and a burst of them is published once: the cost of
+// taking one snapshot does not grow with what the node holds. Watch
+// channels receive every change as it is taken.
+//
 // A Mesh serves one node: pass it in core.Options and let the node call its
 // methods, all of which are safe for concurrent use. It runs one goroutine,
 // from Start until Close.
@@ -74,6 +101,7 @@ type Mesh struct {
 	interval time.Duration
 	client   bool
 	maxOrig  int
+	maxBytes int
 
 	kick chan struct{} // wakes the announcer; capacity 1
 	done chan struct{}
@@ -82,34 +110,54 @@ type Mesh struct {
 	self       atomic.Uint64 // the node's id, read by selectors without the lock
 	routeTable atomic.Value  // func() []core.Route, read by selectors without the lock
 
+	// pubMu lets one publish run at a time, so that views reach the node in
+	// order. It is taken before mu, never while holding it.
+	pubMu   sync.Mutex
+	publish func([]core.Service) // nil before Start and after Close
+
 	mu        sync.Mutex
 	mesh      core.Mesh
 	id        core.NodeID
-	publish   func([]core.Service)
 	started   bool
 	closed    bool
 	advertise bool
 	own       map[uint32]core.Service // this node's named listeners, by port
 	seq       uint64                  // this node's sequence number
 	origins   map[core.NodeID]*origin // the latest snapshot of every origin, this node's included
+	held      int                     // the footprint of the origins other than this node
+	services  int                     // the services of all origins
 	gone      map[core.NodeID]tombstone
+	sweepAt   time.Time                           // no origin expires and no tombstone ends before this; zero: none held
 	links     map[uint64]core.NodeID              // live links to their peers
 	pending   map[uint64]map[core.NodeID]struct{} // per link, origins whose snapshot it still needs
 	refreshAt time.Time                           // when this node re-announces next
-	view      []core.Service                      // what was last published
+	changes   uint64                              // counts the changes to the union of services
+	shown     uint64                              // changes when the view last published was taken
 	watchers  map[*watcher]struct{}
 	warned    map[uint64]struct{} // links a send failed on, to warn once
-	full      time.Time           // when "too many origins" was last logged
+	tooMany   refusals            // snapshots dropped for MaxOrigins
+	tooBig    refusals            // snapshots dropped for MaxServiceBytes
 }
 
 // origin is what a node holds about one announcing node.
 type origin struct {
 	seq      uint64
 	interval time.Duration
-	msg      []byte // the snapshot as the origin encoded it; relays rewrite only its age
-	services []core.Service
-	heard    time.Time // when the origin last sent this snapshot, as far as this node knows
-	relayed  time.Time // when this node last passed a refresh of it on
+	// msg is the snapshot as the origin encoded it, which relays pass on with
+	// only the age rewritten. The names and metadata of services share its
+	// memory.
+	msg      string
+	services []core.Service // in port order
+	cost     int            // footprint(msg, services); 0 for this node's own
+	heard    time.Time      // when the origin last sent this snapshot, as far as this node knows
+	relayed  time.Time      // when this node last passed a refresh of it on
+}
+
+// refusals counts the snapshots dropped for one bound and remembers when
+// that was last logged, to log at most once a minute.
+type refusals struct {
+	count  uint64
+	logged time.Time
 }
 
 func (o *origin) expires() time.Time {
@@ -135,11 +183,15 @@ func NewMesh(opts MeshOptions) *Mesh {
 	if opts.MaxOrigins <= 0 {
 		opts.MaxOrigins = DefaultMaxOrigins
 	}
+	if opts.MaxServiceBytes <= 0 {
+		opts.MaxServiceBytes = DefaultMaxServiceBytes
+	}
 	m := &Mesh{
 		log:      opts.Logger.Named("discovery"),
 		interval: min(max(opts.Interval, minInterval), maxInterval),
 		client:   opts.Client,
 		maxOrig:  opts.MaxOrigins,
+		maxBytes: max(opts.MaxServiceBytes, minServiceBytes),
 		kick:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		own:      make(map[uint32]core.Service),
@@ -163,6 +215,8 @@ var (
 // new view of the services in the mesh.
 func (m *Mesh) Start(mesh core.Mesh, publish func([]core.Service)) error {
 	links := mesh.Links()
+	m.pubMu.Lock()
+	defer m.pubMu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
@@ -194,10 +248,19 @@ func (m *Mesh) Start(mesh core.Mesh, publish func([]core.Service)) error {
 // when the service cannot be carried.
 func (m *Mesh) Register(svc core.Service) error {
 	// Core calls Register with its own lock held, so this must not call into
-	// the node: the announcer goroutine sends the news.
+	// the node but to publish: the announcer goroutine sends the news.
 	if svc.Name == "" {
 		return nil
 	}
+	if err := m.register(svc); err != nil {
+		return err
+	}
+	m.flush()
+	return nil
+}
+
+// register does Register's work under m.mu.
+func (m *Mesh) register(svc core.Service) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
@@ -237,22 +300,23 @@ func (m *Mesh) Deregister(svc core.Service) error {
 	out := m.takeSelf()
 	m.mu.Unlock()
 	m.send(out)
+	m.flush()
 	return err
 }
 
-// announce makes own the node's service set under a new sequence number,
-// queues it for every neighbour and publishes. Caller holds m.mu.
+// announce makes own the node's service set under a new sequence number and
+// queues it for every neighbour; the caller publishes. Caller holds m.mu.
 func (m *Mesh) announce(own map[uint32]core.Service) error {
 	now := time.Now()
-	s := &snapshot{origin: m.id, seq: m.seq + 1, interval: m.interval, services: slices.Collect(maps.Values(own))}
+	services := slices.SortedFunc(maps.Values(own), func(a, b core.Service) int { return cmp.Compare(a.Port, b.Port) })
+	s := &snapshot{origin: m.id, seq: m.seq + 1, interval: m.interval, services: services}
 	msg, err := appendSnapshot(nil, s)
 	if err != nil {
 		return err
 	}
 	m.own, m.seq = own, s.seq
-	m.origins[s.origin] = &origin{seq: s.seq, interval: s.interval, msg: msg, services: s.services, heard: now, relayed: now}
+	m.replace(s.origin, &origin{seq: s.seq, interval: s.interval, msg: string(msg), services: s.services, heard: now, relayed: now})
 	m.queue(s.origin, 0)
-	m.republish()
 	return nil
 }
 
@@ -264,9 +328,10 @@ func (m *Mesh) takeSelf() []outgoing {
 		return nil
 	}
 	var out []outgoing
+	msg := []byte(o.msg)
 	for id := range m.links {
 		delete(m.pending[id], m.id)
-		out = append(out, outgoing{link: id, body: o.msg})
+		out = append(out, outgoing{link: id, body: msg})
 	}
 	return out
 }
@@ -306,6 +371,7 @@ func (m *Mesh) LinkDown(l core.LinkInfo) {
 	out := m.unlink(l, rs, now)
 	m.mu.Unlock()
 	m.send(out)
+	m.flush()
 }
 
 // unlink does LinkDown's work under m.mu. It returns the dropped neighbour's
@@ -338,25 +404,27 @@ func (m *Mesh) unlink(l core.LinkInfo, rs []core.Route, now time.Time) []outgoin
 			out = append(out, outgoing{link: id, body: m.relayBody(l.Peer, o, now)})
 		}
 	}
-	delete(m.origins, l.Peer)
+	m.replace(l.Peer, nil)
 	if len(m.gone) < m.maxOrig {
-		m.gone[l.Peer] = tombstone{seq: o.seq, at: now, until: now.Add(time.Duration(expiry * float64(o.interval)))}
+		t := tombstone{seq: o.seq, at: now, until: now.Add(time.Duration(expiry * float64(o.interval)))}
+		m.gone[l.Peer] = t
+		m.sweepBy(t.until)
 	}
-	m.republish()
 	m.signal() // the announcer may sleep less now that a tombstone waits
 	return out
 }
 
 // HandleControl takes in a discovery message from a neighbour. A malformed
-// message is dropped and logged at Debug. It never waits on the network: what
-// is to be passed on is queued for the announcer.
+// message is dropped and logged at Debug. It never waits on the network nor
+// on publishing: what is to be passed on or published is left to the
+// announcer.
 func (m *Mesh) HandleControl(from core.LinkInfo, body []byte) {
 	now := time.Now()
 	m.mu.Lock()
 	if s := m.knownCopy(body); s != nil {
 		// Most messages are refreshes of what this node holds: no need to
 		// decode them again.
-		m.take(from, s, body, now)
+		m.take(from, s, now)
 		m.mu.Unlock()
 		return
 	}
@@ -367,7 +435,7 @@ func (m *Mesh) HandleControl(from core.LinkInfo, body []byte) {
 		return
 	}
 	m.mu.Lock()
-	m.take(from, s, body, now)
+	m.take(from, s, now)
 	m.mu.Unlock()
 }
 
@@ -379,17 +447,18 @@ func (m *Mesh) knownCopy(body []byte) *snapshot {
 		return nil
 	}
 	o := m.origins[core.NodeID(binary.BigEndian.Uint64(body[ageOffset+4:]))]
-	if o == nil || len(o.msg) != len(body) || !bytes.Equal(o.msg[:ageOffset], body[:ageOffset]) ||
-		!bytes.Equal(o.msg[ageOffset+4:], body[ageOffset+4:]) {
+	if o == nil || len(o.msg) != len(body) || o.msg[:ageOffset] != string(body[:ageOffset]) ||
+		o.msg[ageOffset+4:] != string(body[ageOffset+4:]) {
 		return nil
 	}
 	return &snapshot{age: time.Duration(binary.BigEndian.Uint32(body[ageOffset:])) * time.Millisecond,
-		origin: core.NodeID(binary.BigEndian.Uint64(body[ageOffset+4:])), seq: o.seq, interval: o.interval, services: o.services}
+		origin: core.NodeID(binary.BigEndian.Uint64(body[ageOffset+4:])), seq: o.seq, interval: o.interval,
+		services: o.services, msg: o.msg}
 }
 
 // take applies a snapshot received from a neighbour (docs/PROTOCOL.md
 // section 12.1). Caller holds m.mu.
-func (m *Mesh) take(from core.LinkInfo, s *snapshot, body []byte, now time.Time) {
+func (m *Mesh) take(from core.LinkInfo, s *snapshot, now time.Time) {
 	if m.closed || !m.started || s.origin == m.id {
 		return
 	}
@@ -402,19 +471,26 @@ func (m *Mesh) take(from core.LinkInfo, s *snapshot, body []byte, now time.Time)
 	}
 	o := m.origins[s.origin]
 	if o == nil && len(m.origins) >= m.maxOrig {
-		if m.full.IsZero() || now.Sub(m.full) > time.Minute {
-			m.full = now
-			m.log.Warn("too many origins; dropping snapshots from new ones", "max", m.maxOrig, "origin", s.origin, "peer", from.Peer)
-		}
+		m.refuse(&m.tooMany, now, "too many origins; dropping snapshots from new ones",
+			"max", m.maxOrig, "origin", s.origin, "peer", from.Peer)
 		return
 	}
 	switch {
 	case o == nil || s.seq > o.seq:
+		cost, was := footprint(s.msg, s.services), 0
+		if o != nil {
+			was = o.cost
+		}
+		if m.held-was+cost > m.maxBytes {
+			m.refuse(&m.tooBig, now, "services of other nodes would take more memory than allowed; dropping a snapshot",
+				"max_bytes", m.maxBytes, "held_bytes", m.held, "snapshot_bytes", cost, "services", len(s.services),
+				"origin", s.origin, "peer", from.Peer)
+			return
+		}
 		delete(m.gone, s.origin)
-		m.origins[s.origin] = &origin{seq: s.seq, interval: s.interval, msg: slices.Clone(body),
-			services: s.services, heard: heard, relayed: now}
+		m.replace(s.origin, &origin{seq: s.seq, interval: s.interval, msg: s.msg,
+			services: s.services, cost: cost, heard: heard, relayed: now})
 		m.queue(s.origin, from.ID)
-		m.republish()
 		m.signal()
 	case s.seq == o.seq && heard.After(o.heard):
 		// A refresh. Copies arriving over several paths are passed on once.
@@ -457,6 +533,11 @@ func (m *Mesh) Close() error {
 	if started {
 		m.wg.Wait()
 	}
+	// Wait for a publish under way in Register, Deregister or LinkDown, and
+	// let none follow.
+	m.pubMu.Lock()
+	m.publish = nil
+	m.pubMu.Unlock()
 	return nil
 }
 
@@ -494,11 +575,16 @@ type outgoing struct {
 }
 
 // run is the announcer: it re-announces this node's snapshot every interval,
-// expires silent origins and sends what is queued for each link.
+// expires silent origins, sends what is queued for each link and publishes
+// the changes neighbours sent. A publish that took d is followed by d (at
+// most an interval) without one, so that a flood of changes to a large view
+// costs this goroutine at most half its time, and the changes coalesce
+// meanwhile.
 func (m *Mesh) run() {
 	defer m.wg.Done()
 	t := time.NewTimer(m.interval)
 	defer t.Stop()
+	var quiet time.Time // no publish before this
 	for {
 		select {
 		case <-m.done:
@@ -506,19 +592,30 @@ func (m *Mesh) run() {
 		case <-m.kick:
 		case <-t.C:
 		}
-		out, wait := m.round(time.Now())
+		now := time.Now()
+		out, wait, stale := m.round(now)
 		m.send(out)
+		if stale {
+			if now.Before(quiet) {
+				wait = min(wait, quiet.Sub(now))
+			} else {
+				start := time.Now()
+				m.flush()
+				quiet = time.Now().Add(min(time.Since(start), m.interval))
+			}
+		}
 		t.Reset(wait)
 	}
 }
 
 // round does the announcer's work due at now under the lock and returns the
-// messages to send and how long to sleep.
-func (m *Mesh) round(now time.Time) ([]outgoing, time.Duration) {
+// messages to send, how long to sleep, and whether the view has changed
+// since it was last published.
+func (m *Mesh) round(now time.Time) (out []outgoing, wait time.Duration, stale bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, m.interval
+		return nil, m.interval, false
 	}
 	self := m.id
 	if !now.Before(m.refreshAt) {
@@ -529,33 +626,14 @@ func (m *Mesh) round(now time.Time) ([]outgoing, time.Duration) {
 		// Up to a tenth early, so that nodes started together drift apart.
 		m.refreshAt = now.Add(m.interval - rand.N(m.interval/10+1))
 	}
+	if !m.sweepAt.IsZero() && !now.Before(m.sweepAt) {
+		m.sweep(now)
+	}
 	next := m.refreshAt
-
-	changed := false
-	for id, o := range m.origins {
-		if id == self {
-			continue
-		}
-		if e := o.expires(); !now.Before(e) {
-			m.log.Debug("origin silent; its services expire", "node", id, "services", len(o.services))
-			delete(m.origins, id)
-			changed = true
-		} else if e.Before(next) {
-			next = e
-		}
-	}
-	if changed {
-		m.republish()
-	}
-	for id, t := range m.gone {
-		if !now.Before(t.until) {
-			delete(m.gone, id)
-		} else if t.until.Before(next) {
-			next = t.until
-		}
+	if !m.sweepAt.IsZero() && m.sweepAt.Before(next) {
+		next = m.sweepAt
 	}
 
-	var out []outgoing
 	bodies := make(map[core.NodeID][]byte)
 	more := false
 	for l, p := range m.pending {
@@ -582,17 +660,50 @@ func (m *Mesh) round(now time.Time) ([]outgoing, time.Duration) {
 			delete(m.pending, l)
 		}
 	}
-	wait := next.Sub(now)
+	wait = next.Sub(now)
 	if more {
 		wait = min(wait, max(m.interval/20, time.Millisecond))
 	}
-	return out, max(wait, 0)
+	return out, max(wait, 0), m.shown != m.changes
+}
+
+// sweep drops the origins fallen silent and the tombstones ended by now, and
+// notes when the next is due. Caller holds m.mu.
+func (m *Mesh) sweep(now time.Time) {
+	m.sweepAt = time.Time{}
+	for id, o := range m.origins {
+		if id == m.id {
+			continue
+		}
+		if e := o.expires(); !now.Before(e) {
+			m.log.Debug("origin silent; its services expire", "node", id, "services", len(o.services))
+			m.replace(id, nil)
+		} else {
+			m.sweepBy(e)
+		}
+	}
+	for id, t := range m.gone {
+		if !now.Before(t.until) {
+			delete(m.gone, id)
+		} else {
+			m.sweepBy(t.until)
+		}
+	}
+}
+
+// sweepBy makes the announcer sweep at t at the latest. Refreshes only move
+// expiries later, so the announcer scans the origins when one may be due
+// rather than every round. Caller holds m.mu.
+func (m *Mesh) sweepBy(t time.Time) {
+	if m.sweepAt.IsZero() || t.Before(m.sweepAt) {
+		m.sweepAt = t
+	}
 }
 
 // relayBody is o's message as this node sends it at now: a copy with its age
 // set. Caller holds m.mu.
 func (m *Mesh) relayBody(id core.NodeID, o *origin, now time.Time) []byte {
-	b := slices.Clone(o.msg)
+	b := []byte(o.msg)
 	if id != m.id {
 		setAge(b, now.Sub(o.heard))
 	}
@@ -626,27 +737,131 @@ func (m *Mesh) send(out []outgoing) {
 	}
 }
 
-// republish gives the node the union of every origin's services, if it
-// changed, and tells the watchers. Caller holds m.mu.
-func (m *Mesh) republish() {
-	var view []core.Service
-	for _, o := range m.origins {
-		view = append(view, o.services...)
+// replace makes o what this node holds of origin id (nil: nothing), keeps the
+// totals, and tells the watchers what changed. Its cost grows with the two
+// snapshots, not with what the node holds; a flush publishes the change.
+// Caller holds m.mu.
+func (m *Mesh) replace(id core.NodeID, o *origin) {
+	var prev, next []core.Service
+	if old := m.origins[id]; old != nil {
+		prev = old.services
+		m.held -= old.cost
+		m.services -= len(old.services)
 	}
-	slices.SortFunc(view, compareServices)
-	added, removed := diff(m.view, view)
+	if o == nil {
+		delete(m.origins, id)
+	} else {
+		next = o.services
+		m.origins[id] = o
+		m.held += o.cost
+		m.services += len(o.services)
+		if id != m.id {
+			m.sweepBy(o.expires())
+		}
+	}
+	// Origins hold disjoint services (each its own node's), so what changed
+	// in the union is what changed in this origin.
+	added, removed := diff(prev, next)
 	if len(added) == 0 && len(removed) == 0 {
 		return
 	}
-	m.view = view
-	if m.publish != nil {
-		m.publish(slices.Clone(view))
-	}
+	m.changes++
 	m.notify(added, removed)
 }
 
-// compareServices orders a view by name, then node, then port, so that
-// selectors that depend on order (RoundRobin) see a stable one.
-func compareServices(a, b core.Service) int {
-	return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Node, b.Node), cmp.Compare(a.Port, b.Port))
+// flush publishes the union of every origin's services if it changed since
+// the last publish. One flush runs at a time, so that views reach the node in
+// order; it builds the view and hands it over without m.mu, so that the
+// links' readers do not wait meanwhile.
+func (m *Mesh) flush() {
+	m.pubMu.Lock()
+	defer m.pubMu.Unlock()
+	if m.publish == nil {
+		return
+	}
+	m.mu.Lock()
+	changes := m.changes
+	if m.closed || m.shown == changes {
+		m.mu.Unlock()
+		return
+	}
+	parts, n := m.parts(), m.services
+	m.mu.Unlock()
+	m.publish(join(parts, n))
+	m.mu.Lock()
+	m.shown = changes
+	m.mu.Unlock()
+}
+
+// part is one origin's services, in port order.
+type part struct {
+	node     core.NodeID
+	services []core.Service
+}
+
+// parts lists what every origin holds; the slices are never modified, so the
+// caller may read them after releasing m.mu. Caller holds m.mu.
+func (m *Mesh) parts() []part {
+	ps := make([]part, 0, len(m.origins))
+	for id, o := range m.origins {
+		if len(o.services) > 0 {
+			ps = append(ps, part{id, o.services})
+		}
+	}
+	return ps
+}
+
+// join makes a view of n services out of parts, ordered by node, then port,
+// so that the instances of each name, as the node groups them, come in a
+// stable order for selectors that depend on it (RoundRobin). Never nil.
+func join(parts []part, n int) []core.Service {
+	slices.SortFunc(parts, func(a, b part) int { return cmp.Compare(a.node, b.node) })
+	view := make([]core.Service, 0, n)
+	for _, p := range parts {
+		view = append(view, p.services...)
+	}
+	return view
+}
+
+// refuse counts a snapshot dropped for a bound and logs it, at most once a
+// minute per bound. Caller holds m.mu.
+func (m *Mesh) refuse(r *refusals, now time.Time, msg string, args ...any) {
+	r.count++
+	if !r.logged.IsZero() && now.Sub(r.logged) < time.Minute {
+		return
+	}
+	r.logged = now
+	m.log.Warn(msg, append(args, "refused_so_far", r.count)...)
+}
+
+// Estimates, from above, of the memory that parts of a held snapshot take
+// besides the message and the services (TestFootprint checks them).
+const (
+	originBytes   = 256 // the origin record and its entries in the mesh's maps
+	metadataBytes = 400 // one service's metadata map, plus pairBytes per pair
+	pairBytes     = 64
+)
+
+// footprint is what holding a snapshot takes, as MaxServiceBytes counts it:
+// the message, the services (whose strings share the message's memory) and
+// their metadata maps.
+func footprint(msg string, services []core.Service) int {
+	n := originBytes + allocated(len(msg)) + allocated(len(services)*int(unsafe.Sizeof(core.Service{})))
+	for _, s := range services {
+		if len(s.Metadata) > 0 {
+			n += metadataBytes + pairBytes*len(s.Metadata)
+		}
+	}
+	return n
+}
+
+// allocated is, from above, what the Go allocator takes for n bytes: up to
+// 32 KiB its size classes are at most an eighth (or 16 bytes) apart, and a
+// larger object takes whole 8 KiB pages.
+func allocated(n int) int {
+	const page = 8 << 10
+	if n <= 32<<10 {
+		return n + n/8 + 16
+	}
+	return (n + page - 1) / page * page
 }

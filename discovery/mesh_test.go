@@ -3,10 +3,12 @@ package discovery
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -702,5 +704,300 @@ func TestMaxOrigins(t *testing.T) {
 	}
 	if !has(b, "s0", 100) || has(b, "s5", 105) {
 		t.Errorf("first invented origin held %v (want true), last %v (want false)", has(b, "s0", 100), has(b, "s5", 105))
+	}
+}
+
+// TestOriginFlood: a neighbour inventing origins, each with the largest legal
+// snapshot, costs this node in proportion to what it sends. Taking a snapshot
+// neither rebuilds nor publishes the union on the link's reader, so what it
+// allocates does not grow with the origins held; a burst is published once;
+// and the memory held is what MaxServiceBytes counts, a small multiple of the
+// bytes received. (Before, batches of 15 origins took ever longer — 1.2 s,
+// 3.8 s, 6.4 s, 9.5 s under -race — and the heap grew 7.5 times the bytes.)
+func TestOriginFlood(t *testing.T) {
+	const batches, per = 4, 15
+	gate := make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	var mu sync.Mutex
+	var published []int // the size of every view published
+	publish := func(ss []core.Service) {
+		mu.Lock()
+		published = append(published, len(ss))
+		first := len(published) == 1
+		mu.Unlock()
+		if first {
+			<-gate
+		}
+	}
+	publishes := func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(published)
+	}
+
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	heap0 := ms.HeapAlloc
+	m := NewMesh(MeshOptions{Interval: testInterval})
+	if err := m.Start(fakeMesh{}, publish); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	defer release()
+
+	// The first origin wakes the announcer, whose publish then waits at the
+	// gate: from there on, what allocates is this test's HandleControl alone.
+	first := bigSnapshot(t, 1000, 1)
+	received := len(first)
+	m.HandleControl(fakeLink, first)
+	waitFor(t, 5*time.Second, "the first publish", func() bool { return len(publishes()) == 1 })
+	msgs := make([][]byte, batches*per)
+	for i := range msgs {
+		msgs[i] = bigSnapshot(t, core.NodeID(1001+i), 1)
+		received += len(msgs[i])
+	}
+
+	allocs := make([]uint64, batches)
+	times := make([]time.Duration, batches)
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		var ms runtime.MemStats
+		for b := range batches {
+			runtime.ReadMemStats(&ms)
+			a0, start := ms.TotalAlloc, time.Now()
+			for _, msg := range msgs[b*per : (b+1)*per] {
+				m.HandleControl(fakeLink, msg)
+			}
+			times[b] = time.Since(start)
+			runtime.ReadMemStats(&ms)
+			allocs[b] = ms.TotalAlloc - a0
+		}
+	}()
+	select {
+	case <-fed:
+	case <-time.After(time.Minute):
+		release()
+		<-fed
+		t.Fatal("HandleControl waited for a publish: the link's reader stalls behind it")
+	}
+	msgs = nil
+	t.Logf("batches of %d origins took %v and allocated %v bytes", per, times, allocs)
+	for b, a := range allocs {
+		if a > allocs[0]+allocs[0]/2 {
+			t.Errorf("batch %d allocated %d bytes, the first %d: taking a snapshot costs more with more held", b, a, allocs[0])
+		}
+	}
+
+	release()
+	total := (batches*per + 1) * bigCount
+	waitFor(t, 5*time.Second, "the whole flood published", func() bool { return slices.Contains(publishes(), total) })
+	if p := publishes(); len(p) != 2 {
+		t.Errorf("published %d views of sizes %v, want 2: the one held at the gate, then the rest of the burst at once", len(p), p)
+	}
+
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	held := int(ms.HeapAlloc) - int(heap0)
+	m.mu.Lock()
+	counted := m.held
+	m.mu.Unlock()
+	t.Logf("received %d KiB; the heap grew %d KiB (x%.1f); MaxServiceBytes counts %d KiB",
+		received>>10, held>>10, float64(held)/float64(received), counted>>10)
+	// The allowance covers the mesh's fixed parts, this test's and noise.
+	const fixed = 256 << 10
+	if held > counted+fixed {
+		t.Errorf("the heap grew %d KiB, more than the %d KiB MaxServiceBytes counts", held>>10, counted>>10)
+	}
+	if held > 4*received {
+		t.Errorf("the heap grew %d KiB, %.1f times the %d KiB received", held>>10, float64(held)/float64(received), received>>10)
+	}
+}
+
+// TestMaxServiceBytes: snapshots that would take the memory held for other
+// nodes past MaxServiceBytes are dropped, logged and counted, and the link
+// stays up; an origin refused a larger snapshot keeps the one it had, and a
+// refused origin gets in once there is room.
+func TestMaxServiceBytes(t *testing.T) {
+	var logs syncBuffer
+	tn := newNet(t)
+	a, _ := tn.add(MeshOptions{})
+	b, mb := tn.add(MeshOptions{MaxServiceBytes: 1, // raised to minServiceBytes
+		Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})})
+	tn.link(a, b)
+	link := a.Links()[0].ID
+	send := func(msg []byte) {
+		t.Helper()
+		if err := a.Send(link, wire.KindDiscovery, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func() (held int, refused uint64, seq map[core.NodeID]uint64) {
+		mb.mu.Lock()
+		defer mb.mu.Unlock()
+		seq = map[core.NodeID]uint64{}
+		for id, o := range mb.origins {
+			seq[id] = o.seq
+		}
+		return mb.held, mb.tooBig.count, seq
+	}
+	big := footprint(string(bigSnapshot(t, 100, 1)), make([]core.Service, bigCount))
+	fit := minServiceBytes / big // origins with the largest snapshots that fit
+
+	for i := range fit + 2 {
+		send(bigSnapshot(t, core.NodeID(100+i), 1))
+	}
+	waitFor(t, 5*time.Second, "two snapshots refused", func() bool { _, r, _ := state(); return r == 2 })
+	waitFor(t, 2*time.Second, "the ones that fit published", func() bool { return has(b, "s000000001", core.NodeID(100+fit-1)) })
+	held, _, seq := state()
+	if len(seq) != fit || held > minServiceBytes {
+		t.Fatalf("B holds %d origins, %d bytes; want %d origins within %d bytes", len(seq), held, fit, minServiceBytes)
+	}
+	if has(b, "s000000001", core.NodeID(100+fit)) {
+		t.Error("a refused origin's services were published")
+	}
+	if got := strings.Count(logs.String(), "would take more memory than allowed"); got != 1 {
+		t.Errorf("logged the refusal %d times, want once a minute:\n%s", got, logs.String())
+	}
+
+	// Origin 100 withdraws its services: room for a refused origin, which gets
+	// in with its next snapshot.
+	empty, err := appendSnapshot(nil, &snapshot{origin: 100, seq: 2, interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(empty)
+	send(bigSnapshot(t, core.NodeID(100+fit), 2))
+	waitFor(t, 2*time.Second, "the refused origin admitted", func() bool { return has(b, "s000000001", core.NodeID(100+fit)) })
+	// Origin 100 grows back, which no longer fits: B keeps what it had.
+	send(bigSnapshot(t, 100, 3))
+	waitFor(t, 2*time.Second, "the third refusal", func() bool { _, r, _ := state(); return r == 3 })
+	if _, _, seq := state(); seq[100] != 2 {
+		t.Errorf("B holds seq %d of origin 100, want 2, the one before the refused 3", seq[100])
+	}
+	if len(a.Links()) != 1 || len(b.Links()) != 1 {
+		t.Error("refusing snapshots cost the link")
+	}
+}
+
+// TestFootprint: what footprint counts for a snapshot is at least what
+// holding it takes, and not far above.
+func TestFootprint(t *testing.T) {
+	pairs := func(n, keyLen, valueLen int) map[string]string {
+		md := map[string]string{}
+		for i := range n {
+			md[fmt.Sprintf("%0*d", keyLen, i)] = strings.Repeat("v", valueLen)
+		}
+		return md
+	}
+	// fill is the most services named by name with metadata md that fit a
+	// message, found by bisection.
+	fill := func(name func(int) string, md map[string]string) []core.Service {
+		make := func(n int) []core.Service {
+			ss := make([]core.Service, n)
+			for i := range ss {
+				ss[i] = core.Service{Name: name(i + 1), Node: 5, Port: uint32(i + 1), Metadata: md}
+			}
+			return ss
+		}
+		lo, hi := 0, maxMessage/7 // lo fits, hi+1 does not
+		for lo < hi {
+			mid := (lo + hi + 1) / 2
+			if _, err := appendSnapshot(nil, &snapshot{origin: 5, seq: 1, interval: time.Second, services: make(mid)}); err == nil {
+				lo = mid
+			} else {
+				hi = mid - 1
+			}
+		}
+		return make(lo)
+	}
+	short := func(i int) string { return fmt.Sprintf("s%09d", i) }
+	long := func(i int) string { return fmt.Sprintf("%0255d", i) }
+	for _, tc := range []struct {
+		name     string
+		services []core.Service
+	}{
+		{"empty", nil},
+		{"one service", []core.Service{{Name: "x", Node: 5, Port: 1}}},
+		{"short names", fill(short, nil)},
+		{"long names", fill(long, nil)},
+		{"one small pair each", fill(short, pairs(1, 1, 0))},
+		{"nine small pairs each", fill(short, pairs(9, 1, 0))},
+		{"sixteen small pairs each", fill(short, pairs(maxMetadata, 1, 0))},
+		{"sixteen largest pairs each", fill(short, pairs(maxMetadata, maxKeyLen, maxValueLen))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg, err := appendSnapshot(nil, &snapshot{origin: 5, seq: 1, interval: time.Second, services: tc.services})
+			if err != nil {
+				t.Fatal(err)
+			}
+			copies := 20 + (2<<20)/len(msg) // enough that a few KiB of noise does not matter
+			type kept struct {
+				msg      string
+				services []core.Service
+			}
+			held := make([]kept, copies)
+			var ms runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			heap0 := ms.HeapAlloc
+			for i := range held {
+				s, err := decodeSnapshot(msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				held[i] = kept{s.msg, s.services}
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			took := int(ms.HeapAlloc) - int(heap0)
+			runtime.KeepAlive(held)
+			// The origin record is not held here; the rest is.
+			counted := copies * (footprint(string(msg), tc.services) - originBytes)
+			t.Logf("%d services in %d bytes take %d bytes each, counted %d", len(tc.services), len(msg), took/copies, counted/copies)
+			const noise = 64 << 10
+			if took > counted+noise || counted > 2*took+noise {
+				t.Errorf("%d copies of %d services in %d bytes take %d bytes, counted %d: want at least that (less %d of noise), and at most twice",
+					copies, len(tc.services), len(msg), took, counted, noise)
+			}
+		})
+	}
+}
+
+// BenchmarkTakeWhileHolding takes a changed snapshot of one origin while the
+// node holds many others: its cost should not depend on how many.
+func BenchmarkTakeWhileHolding(b *testing.B) {
+	for _, held := range []int{10, 10000} {
+		b.Run(fmt.Sprint(held, "origins"), func(b *testing.B) {
+			m := NewMesh(MeshOptions{})
+			if err := m.Start(fakeMesh{}, func([]core.Service) {}); err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			encode := func(origin core.NodeID, seq uint64, name string) []byte {
+				ss := make([]core.Service, 20)
+				for i := range ss {
+					ss[i] = core.Service{Name: fmt.Sprint(name, i), Node: origin, Port: uint32(i + 1)}
+				}
+				msg, err := appendSnapshot(nil, &snapshot{origin: origin, seq: seq, interval: time.Hour, services: ss})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return msg
+			}
+			for i := range held {
+				m.HandleControl(fakeLink, encode(core.NodeID(100+i), 1, "held"))
+			}
+			// Two versions of origin 100 taking turns; each take bumps the seq.
+			versions := [2][]byte{encode(100, 2, "even"), encode(100, 2, "odd")}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				msg := versions[i%2]
+				binary.BigEndian.PutUint64(msg[14:], uint64(i+2))
+				m.HandleControl(fakeLink, msg)
+			}
+		})
 	}
 }

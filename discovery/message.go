@@ -1,7 +1,6 @@
 package discovery
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -59,6 +58,7 @@ type snapshot struct {
 	seq      uint64        // bumped by the origin on every change
 	interval time.Duration // the origin's refresh interval
 	services []core.Service
+	msg      string // the message decoded; the services' strings share its memory. Unset for encoding.
 }
 
 // appendSnapshot appends s's wire form to b. It sorts the services by port
@@ -130,6 +130,8 @@ func checkService(svc core.Service) error {
 // decodeSnapshot parses a message. Every byte is untrusted: it checks every
 // length and field, requires the canonical order appendSnapshot writes, and
 // refuses trailing bytes, so that a message it accepts re-encodes to itself.
+// It copies p once, into the snapshot's msg, and the names and metadata of
+// the services are parts of that copy rather than allocations of their own.
 func decodeSnapshot(p []byte) (*snapshot, error) {
 	if len(p) > maxMessage {
 		return nil, malformed("%d bytes, more than %d", len(p), maxMessage)
@@ -159,12 +161,13 @@ func decodeSnapshot(p []byte) (*snapshot, error) {
 	case s.interval < minInterval || s.interval > maxInterval:
 		return nil, malformed("interval %v outside [%v, %v]", s.interval, minInterval, maxInterval)
 	}
-	r := reader{p: p[headerLen:]}
+	s.msg = string(p)
+	r := reader{p: s.msg[headerLen:]}
 	s.services = make([]core.Service, 0, min(count, len(r.p)/7))
 	for i := range count {
 		svc := core.Service{Node: s.origin}
 		svc.Port = r.uint32()
-		svc.Name = string(r.bytes(int(r.byte())))
+		svc.Name = r.bytes(int(r.byte()))
 		n := int(r.byte())
 		if r.bad {
 			return nil, malformed("service %d of %d cut short", i+1, count)
@@ -184,7 +187,7 @@ func decodeSnapshot(p []byte) (*snapshot, error) {
 		if n > 0 {
 			svc.Metadata = make(map[string]string, n)
 		}
-		var prev []byte
+		var prev string
 		for j := range n {
 			k := r.bytes(int(r.byte()))
 			v := r.bytes(int(r.uint16()))
@@ -193,13 +196,13 @@ func decodeSnapshot(p []byte) (*snapshot, error) {
 				return nil, malformed("service %q: metadata %d of %d cut short", svc.Name, j+1, n)
 			case len(k) == 0 || len(k) > maxKeyLen || len(v) > maxValueLen:
 				return nil, malformed("service %q: metadata key of %d or value of %d bytes", svc.Name, len(k), len(v))
-			case j > 0 && bytes.Compare(k, prev) <= 0:
+			case j > 0 && k <= prev:
 				return nil, malformed("service %q: metadata key %q out of order", svc.Name, k)
-			case !utf8.Valid(k) || !utf8.Valid(v):
+			case !utf8.ValidString(k) || !utf8.ValidString(v):
 				return nil, malformed("service %q: metadata %q not UTF-8", svc.Name, k)
 			}
 			prev = k
-			svc.Metadata[string(k)] = string(v)
+			svc.Metadata[k] = v
 		}
 		s.services = append(s.services, svc)
 	}
@@ -224,17 +227,19 @@ func millis(d time.Duration) uint32 {
 }
 
 // reader consumes a message front to back; a read past the end sets bad and
-// yields zeros, so a parser checks once per field group.
+// yields zeros, so a parser checks once per field group. It reads a string,
+// so that what it yields shares the string's memory.
 type reader struct {
-	p   []byte
+	p   string
 	bad bool
 }
 
-func (r *reader) bytes(n int) []byte {
+// bytes yields the next n bytes, or "" past the end.
+func (r *reader) bytes(n int) string {
 	if n > len(r.p) {
 		r.bad = true
-		r.p = nil
-		return nil
+		r.p = ""
+		return ""
 	}
 	b := r.p[:n]
 	r.p = r.p[n:]
@@ -242,22 +247,22 @@ func (r *reader) bytes(n int) []byte {
 }
 
 func (r *reader) byte() byte {
-	if b := r.bytes(1); b != nil {
+	if b := r.bytes(1); b != "" {
 		return b[0]
 	}
 	return 0
 }
 
 func (r *reader) uint16() uint16 {
-	if b := r.bytes(2); b != nil {
-		return binary.BigEndian.Uint16(b)
+	if b := r.bytes(2); b != "" {
+		return uint16(b[0])<<8 | uint16(b[1])
 	}
 	return 0
 }
 
 func (r *reader) uint32() uint32 {
-	if b := r.bytes(4); b != nil {
-		return binary.BigEndian.Uint32(b)
+	if b := r.bytes(4); b != "" {
+		return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 	}
 	return 0
 }

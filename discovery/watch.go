@@ -40,7 +40,7 @@ func (m *Mesh) Watch(ctx context.Context) <-chan Event {
 		close(w.ch)
 		return w.ch
 	}
-	w.ch <- Event{Snapshot: m.snapshot()}
+	w.ch <- Event{Snapshot: m.view()}
 	m.watchers[w] = struct{}{}
 	w.stop = context.AfterFunc(ctx, func() {
 		m.mu.Lock()
@@ -52,9 +52,9 @@ func (m *Mesh) Watch(ctx context.Context) <-chan Event {
 	return w.ch
 }
 
-// snapshot copies the current view, never nil. Caller holds m.mu.
-func (m *Mesh) snapshot() []core.Service {
-	return append(make([]core.Service, 0, len(m.view)), m.view...)
+// view is the union of every origin's services, never nil. Caller holds m.mu.
+func (m *Mesh) view() []core.Service {
+	return join(m.parts(), m.services)
 }
 
 // stopWatch ends w. Caller holds m.mu.
@@ -81,13 +81,20 @@ func (m *Mesh) notify(added, removed []core.Service) {
 				drained = true
 			}
 		}
-		w.ch <- Event{Snapshot: m.snapshot()}
+		w.ch <- Event{Snapshot: m.view()}
 	}
 }
 
 // diff lists the services in next and not in prev, and those in prev and not
-// in next. A service is the same if node, port, name and metadata match.
+// in next. A service is the same if node, port, name and metadata match. The
+// lists may share memory with prev and next.
 func diff(prev, next []core.Service) (added, removed []core.Service) {
+	switch {
+	case len(prev) == 0:
+		return next, nil
+	case len(next) == 0:
+		return nil, prev
+	}
 	type key struct {
 		node core.NodeID
 		port uint32
