@@ -424,6 +424,14 @@ func (l *link) handle(h wire.Header, p []byte) error {
 	return nil
 }
 
+// readAhead is how far the link's reader gets ahead of a stream's reader
+// before it yields to it. On two cores, a bulk stream's three goroutines
+// (writer, link reader, reader) share two processors, and a reader that
+// wakes to megabytes copies them from memory rather than cache. With 512 KiB,
+// harness bulk1 went from 3292 to 3603 MB/s (9 interleaved runs) and from
+// 0.509 to 0.486 CPU s/GiB; bulk100 and busyecho were unchanged.
+const readAhead = 512 << 10
+
 func (l *link) handleData(h wire.Header, p []byte) error {
 	n := int64(len(p))
 	if l.recvAvail.Add(-n) < 0 {
@@ -476,7 +484,14 @@ func (l *link) handleData(h wire.Header, p []byte) error {
 	}
 	done := s.finished()
 	s.wake()
+	ahead := s.recvLen() >= readAhead
 	s.mu.Unlock()
+	if ahead {
+		// The application's reader is behind: let it run (it is likely
+		// runnable on this P, just woken) while what it reads is still in
+		// the cache, rather than read further ahead of it.
+		runtime.Gosched()
+	}
 	if discard {
 		l.returnCredit(nil, int(n), 0)
 	}
