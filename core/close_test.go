@@ -1,8 +1,8 @@
 package core
 
 import (
-	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -159,25 +159,8 @@ func TestRelayedCircuitDeathReturnsCredit(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		t.Logf("cycle %d: a's link credit toward r: %d", i, credit())
 	}
-	// A fresh stream must still carry bytes.
-	s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	peer, err := ln.AcceptStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	msg := bytes.Repeat([]byte("x"), 100)
-	if _, err := s.Write(msg); err != nil {
-		t.Fatal(err)
-	}
-	peer.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := io.ReadFull(peer, make([]byte, len(msg))); err != nil {
-		t.Fatalf("a fresh stream through the router: %v (a's link credit toward r: %d)", err, credit())
-	}
+	s, peer := openPair(t, a, b.ID(), ln)
+	carries(t, s, peer, fmt.Sprintf("a fresh stream through the router (a's link credit toward r: %d)", credit()))
 }
 
 // terminate gives the writer drainTimeout (1 s) to flush its last control

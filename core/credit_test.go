@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bytes"
 	"io"
 	"testing"
 	"time"
@@ -45,24 +44,8 @@ func TestListenerCloseReturnsLinkCredit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	peer, err := ln2.AcceptStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	msg := bytes.Repeat([]byte("y"), 10)
-	if _, err := s.Write(msg); err != nil {
-		t.Fatal(err)
-	}
-	peer.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := io.ReadFull(peer, make([]byte, len(msg))); err != nil {
-		t.Fatalf("a new stream on the same link after Listener.Close: %v", err)
-	}
+	s, peer := openPair(t, a, b.ID(), ln2)
+	carries(t, s, peer, "a new stream on the same link after Listener.Close")
 }
 
 // A FIN carries no bytes, so it needs no link credit. The writer used to

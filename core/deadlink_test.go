@@ -77,16 +77,7 @@ func TestAcceptOnUpstreamHalfEndsOnlyItsLink(t *testing.T) {
 	a, r, b := line(t, testConfig())
 	ln, _ := b.Bind(7, "")
 	// An innocent stream between r and b, on the r-b link.
-	victim, err := r.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer victim.Close()
-	vpeer, err := ln.AcceptStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vpeer.Close()
+	victim, vpeer := openPair(t, r, b.ID(), ln)
 
 	// a (buggy or hostile) opens a circuit to b through r and, in the same
 	// write, sends ACCEPT on that very circuit.
@@ -123,11 +114,5 @@ func TestAcceptOnUpstreamHalfEndsOnlyItsLink(t *testing.T) {
 		return true
 	})
 	// ...and only that one: the r-b link still carries the victim's bytes.
-	if _, err := vpeer.Write([]byte("ok")); err != nil {
-		t.Fatal(err)
-	}
-	victim.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadFull(victim, make([]byte, 2)); err != nil {
-		t.Fatalf("a stream on the r-b link failed because of a's frames: %v", err)
-	}
+	carries(t, vpeer, victim, "a stream on the r-b link, after a's bad frame")
 }

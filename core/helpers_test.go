@@ -116,7 +116,7 @@ func echo(t testing.TB, ln *Listener) {
 // ends close when the test ends.
 func openPair(t testing.TB, a *Node, to NodeID, ln *Listener) (s, peer *Stream) {
 	t.Helper()
-	s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: to, Port: 7})
+	s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: to, Port: ln.addr.Port})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +127,20 @@ func openPair(t testing.TB, a *Node, to NodeID, ln *Listener) (s, peer *Stream) 
 	}
 	t.Cleanup(func() { peer.Close() })
 	return s, peer
+}
+
+// carries fails the test unless a few bytes written on s reach peer.
+func carries(t testing.TB, s, peer net.Conn, what string) {
+	t.Helper()
+	msg := []byte("carried")
+	if _, err := s.Write(msg); err != nil {
+		t.Fatalf("%s: write: %v", what, err)
+	}
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer peer.SetReadDeadline(time.Time{})
+	if _, err := io.ReadFull(peer, make([]byte, len(msg))); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
 }
 
 // onlyLink returns n's link when it has exactly one.

@@ -159,13 +159,7 @@ func TestCompaction(t *testing.T) {
 	}
 	waitUntil(t, "before", 5*time.Second, func() bool { return has("before") })
 
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}, DialTimeout: time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	cli, ctx := testClient(t)
 	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
@@ -211,13 +205,7 @@ func TestCompaction(t *testing.T) {
 // garbage are skipped, not fatal.
 func TestGarbageValues(t *testing.T) {
 	prefix := newPrefix()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}, DialTimeout: time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	cli, ctx := testClient(t)
 	for _, v := range []string{"", "{", `{"name":"x","node":"nothex","port":1}`, strings.Repeat("x", maxValueBytes+1)} {
 		if _, err := cli.Put(ctx, prefix+"junk/"+fmt.Sprint(len(v)), v); err != nil {
 			t.Fatal(err)
@@ -279,13 +267,7 @@ func TestKeepAliveHaltedBacksOff(t *testing.T) {
 	leased := func() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.lease != 0 }
 	waitUntil(t, "a lease", 5*time.Second, leased)
 
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}, DialTimeout: time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	cli, ctx := testClient(t)
 	leases := func() map[clientv3.LeaseID]bool {
 		t.Helper()
 		resp, err := cli.Leases(ctx)
@@ -337,4 +319,18 @@ func TestStartAfterClose(t *testing.T) {
 	if err := e.Start(sdktest.NewMesh(), func([]core.Service) {}); err == nil {
 		t.Error("Start after Close succeeded")
 	}
+}
+
+// testClient is an etcd client of the test's own, closed when the test ends,
+// and a context for its calls.
+func testClient(t *testing.T) (*clientv3.Client, context.Context) {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return cli, ctx
 }
