@@ -1,7 +1,9 @@
 package core
 
 import (
+	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/astranet-go/astranet/core/wire"
 )
@@ -70,6 +72,39 @@ type Service struct {
 	Node     NodeID
 	Port     uint32
 	Metadata map[string]string
+}
+
+// Bounds on a service's metadata, which discovery carries to every node.
+const (
+	MaxMetadata      = 16  // keys per service
+	MaxMetadataKey   = 64  // bytes per key (at least 1)
+	MaxMetadataValue = 256 // bytes per value
+)
+
+// CheckService reports why svc cannot be announced, nor taken from a
+// neighbour or a plugin: it needs a port, a name that wire.CheckName
+// accepts, and at most MaxMetadata keys of UTF-8 within the bounds above.
+// The node is not checked: a node's own services are registered before it
+// fills it in.
+func CheckService(svc Service) error {
+	switch {
+	case svc.Port == 0:
+		return fmt.Errorf("%q has port 0", svc.Name)
+	case svc.Name == "":
+		return fmt.Errorf("port %d has no name", svc.Port)
+	case len(svc.Metadata) > MaxMetadata:
+		return fmt.Errorf("%q has %d metadata keys, more than %d", svc.Name, len(svc.Metadata), MaxMetadata)
+	}
+	if err := wire.CheckName(svc.Name); err != nil {
+		return err
+	}
+	for k, v := range svc.Metadata {
+		if len(k) == 0 || len(k) > MaxMetadataKey || len(v) > MaxMetadataValue || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("%q: metadata %q: keys must be 1..%d and values 0..%d bytes of UTF-8",
+				svc.Name, k, MaxMetadataKey, MaxMetadataValue)
+		}
+	}
+	return nil
 }
 
 // Discovery tells a node which nodes serve which service names. Like Routing,

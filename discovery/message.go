@@ -26,9 +26,9 @@ const (
 	// default 64 KiB frame with room to spare.
 	maxMessage = 60 << 10
 
-	maxMetadata = 16  // keys per service
-	maxKeyLen   = 64  // bytes per metadata key
-	maxValueLen = 256 // bytes per metadata value
+	maxMetadata = core.MaxMetadata
+	maxKeyLen   = core.MaxMetadataKey
+	maxValueLen = core.MaxMetadataValue
 
 	// minInterval and maxInterval bound the refresh interval an origin may
 	// announce; receivers expire its services after 3.5 of them.
@@ -104,25 +104,10 @@ func appendSnapshot(b []byte, s *snapshot) ([]byte, error) {
 	return b, nil
 }
 
-// checkService reports whether svc can be announced: a port, a name that
-// wire.CheckName accepts, and bounded UTF-8 metadata.
+// checkService reports whether svc can be announced (core.CheckService).
 func checkService(svc core.Service) error {
-	switch {
-	case svc.Port == 0:
-		return fmt.Errorf("%w: %q has port 0", ErrBadService, svc.Name)
-	case svc.Name == "":
-		return fmt.Errorf("%w: port %d has no name", ErrBadService, svc.Port)
-	case len(svc.Metadata) > maxMetadata:
-		return fmt.Errorf("%w: %q has %d metadata keys, more than %d", ErrBadService, svc.Name, len(svc.Metadata), maxMetadata)
-	}
-	if err := wire.CheckName(svc.Name); err != nil {
+	if err := core.CheckService(svc); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadService, err)
-	}
-	for k, v := range svc.Metadata {
-		if len(k) == 0 || len(k) > maxKeyLen || len(v) > maxValueLen || !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return fmt.Errorf("%w: %q: metadata %q: keys must be 1..%d and values 0..%d bytes of UTF-8",
-				ErrBadService, svc.Name, k, maxKeyLen, maxValueLen)
-		}
 	}
 	return nil
 }

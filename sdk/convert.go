@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/astranet-go/astranet/core"
-	"github.com/astranet-go/astranet/core/wire"
 	pluginv1 "github.com/astranet-go/astranet/sdk/proto/astranet/plugin/v1"
 	"github.com/hashicorp/go-hclog"
 )
@@ -26,35 +25,14 @@ func fromPBService(s *pluginv1.Service) core.Service {
 	return core.Service{Name: s.GetName(), Node: core.NodeID(s.GetNode()), Port: s.GetPort(), Metadata: maps.Clone(s.GetMetadata())}
 }
 
-// Bounds on a service's metadata: those the embedded discovery puts on the
-// services it takes from its neighbours (checkService in discovery/message.go).
-const (
-	maxMetadata = 16  // keys per service
-	maxKeyLen   = 64  // bytes per metadata key
-	maxValueLen = 256 // bytes per metadata value
-)
-
 // checkService reports why a service a plugin published is unusable, by the
-// embedded discovery's rules: a node, a port, a name wire.CheckName accepts,
-// bounded metadata. (Protobuf has already checked that strings are UTF-8.)
+// embedded discovery's rules (core.CheckService), and it must name its node.
 func checkService(s core.Service) error {
-	switch {
-	case s.Name == "":
-		return fmt.Errorf("port %d has no name", s.Port)
-	case s.Port == 0:
-		return fmt.Errorf("%q has port 0", s.Name)
-	case s.Node == 0:
-		return fmt.Errorf("%q has node 0", s.Name)
-	case len(s.Metadata) > maxMetadata:
-		return fmt.Errorf("%q has %d metadata keys, more than %d", s.Name, len(s.Metadata), maxMetadata)
-	}
-	if err := wire.CheckName(s.Name); err != nil {
+	if err := core.CheckService(s); err != nil {
 		return err
 	}
-	for k, v := range s.Metadata {
-		if len(k) == 0 || len(k) > maxKeyLen || len(v) > maxValueLen {
-			return fmt.Errorf("%q: metadata %q: keys must be 1..%d and values 0..%d bytes", s.Name, k, maxKeyLen, maxValueLen)
-		}
+	if s.Node == 0 {
+		return fmt.Errorf("%q has node 0", s.Name)
 	}
 	return nil
 }
