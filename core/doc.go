@@ -3,11 +3,17 @@
 // reliable byte stream and consumes three small interfaces — Transport,
 // Discovery and Routing — without knowing any implementation of them.
 //
-// Each link has exactly one reader and one writer goroutine; streams are small
-// structs with no goroutine or timer of their own (a timer exists only while an
-// application has set a deadline). Every queue is bounded: per-stream and
-// per-link credit, an accept backlog per listener, a cap on streams per link
-// and on frame size, and a handshake timeout.
+// Each link has exactly one reader and one writer goroutine, and a keep-alive
+// timer; streams are small structs with no goroutine or timer of their own (a
+// timer exists only while an application has set a deadline). Every queue is
+// bounded: per-stream and per-link credit, an accept backlog per listener, a
+// cap on streams per link and on frame size, and a handshake timeout.
+//
+// The writer sends control frames first, then FINs (they need no credit),
+// then streams with a short message queued (at most 4 KiB when their turn
+// comes), for up to half of each write call, then the rest in turn, one frame
+// each per turn. A stream that is behind in reading makes the reader yield to
+// it once it holds 512 KiB, so that it reads while the bytes are in the cache.
 //
 // Three shortcuts save a hand-off or a copy. A Read that waits on a stream
 // that has been read from lends its buffer, and the reader copies the next
