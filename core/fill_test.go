@@ -2,6 +2,7 @@ package core
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/astranet-go/astranet/core/wire"
 )
@@ -91,4 +92,43 @@ func TestShortMessageAheadOfGrownStreams(t *testing.T) {
 	if len(got) < 2 {
 		t.Fatalf("first batch %v carries no bulk", got)
 	}
+}
+
+// A stream that fails while the writer holds a batch with part of one of its
+// chunks (the writer took less than the chunk, for want of credit) must not
+// give that chunk back to the pool: another stream could fill it before the
+// writer's writev, and the peer would read those bytes on this circuit.
+func TestFailKeepsChunksTheWriterSends(t *testing.T) {
+	l := fillLink()
+	s := &Stream{link: l, id: 2, sendCredit: 10 << 10}
+	queueWrite(l, s, 100<<10)
+	l.mu.Lock()
+	l.w.reset(nil)
+	l.fill(&l.w)
+	l.mu.Unlock()
+	var sent []byte // the payload the batch holds
+	for _, b := range l.w.bufs {
+		if len(b) == 10<<10 {
+			sent = b
+		}
+	}
+	if sent == nil {
+		t.Fatalf("the batch holds no 10 KiB payload: %d buffers", len(l.w.bufs))
+	}
+	s.mu.Lock()
+	s.fail(ErrReset)
+	s.mu.Unlock()
+	for range 8 { // the pool hands back what was just put, on this P
+		c := getChunk(largeBuf)
+		if overlaps(c.buf, sent) {
+			t.Fatal("the chunk the batch still sends from went back to the pool")
+		}
+	}
+}
+
+// overlaps reports whether a and b share memory.
+func overlaps(a, b []byte) bool {
+	a0, a1 := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&a[len(a)-1]))
+	b0, b1 := uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&b[len(b)-1]))
+	return a0 <= b1 && b0 <= a1
 }

@@ -591,7 +591,9 @@ func (s *Stream) fail(err error) (relayed int) {
 		if s.relay() != nil {
 			relayed = s.q.send.n
 		}
-		s.q.send.free()
+		// Dropped, not given back to the pools: the link's writer may be
+		// sending from part of a chunk right now.
+		s.q.send = queue{}
 	}
 	s.state |= stFinSent
 	if s.opened != nil {
