@@ -135,6 +135,11 @@ func serveHost(ctx context.Context, mu *sync.Mutex, stop *func(), host *atomic.P
 
 // Watch keeps the plugin's Watch stream open until Close, re-opening it with
 // backoff, and passes each view to publish. Only the first call starts it.
+//
+// Watch also has the plugin re-read the node's links: a host may not pass
+// link events to a plugin until it uses it (plugins.Discovery passes them
+// only to the process it has made current, which it does before Watch), so
+// the plugin's Receive stream, open since Configure, may have missed some.
 func (c *DiscoveryClient) Watch(publish func([]core.Service)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -142,6 +147,9 @@ func (c *DiscoveryClient) Watch(publish func([]core.Service)) {
 		return
 	}
 	c.watching = true
+	if h := c.host.Load(); h != nil {
+		h.resync()
+	}
 	c.wg.Add(1)
 	go c.watch(publish)
 }

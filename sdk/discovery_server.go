@@ -126,9 +126,24 @@ func (s *DiscoveryServer) receive(host pluginv1.HostClient, mesh *remoteMesh) {
 }
 
 // receiveLoop reads the host's Receive stream, re-opening it with backoff,
-// until ctx ends.
+// until ctx ends. It re-reads the host's links when the host says that it
+// dropped events, and when it sends a message without an event: first on
+// each stream, once the stream is registered (events before it are not on
+// it), and when the host may have missed events (DiscoveryClient.Watch).
 func receiveLoop(ctx context.Context, log hclog.Logger, host pluginv1.HostClient, mesh *remoteMesh,
 	link func(core.LinkInfo, bool), control func(*pluginv1.ControlMessage)) {
+	refresh := func() {
+		up, down, err := mesh.refreshLinks()
+		if err != nil {
+			log.Warn("listing the host's links", "error", err)
+		}
+		for _, l := range down {
+			link(l, false)
+		}
+		for _, l := range up {
+			link(l, true)
+		}
+	}
 	b := backoff{min: 50 * time.Millisecond, max: time.Second}
 	for ctx.Err() == nil {
 		stream, err := host.Receive(ctx, &pluginv1.ReceiveRequest{})
@@ -138,28 +153,26 @@ func receiveLoop(ctx context.Context, log hclog.Logger, host pluginv1.HostClient
 				break
 			}
 			b.reset()
-			if ev.GetDropped() > 0 {
+			switch {
+			case ev.GetDropped() > 0:
 				log.Warn("host dropped events for this plugin; re-listing links", "dropped", ev.GetDropped())
-				up, down, lerr := mesh.refreshLinks()
-				if lerr != nil {
-					log.Warn("listing the host's links", "error", lerr)
-				}
-				for _, l := range down {
-					link(l, false)
-				}
-				for _, l := range up {
-					link(l, true)
-				}
+				refresh()
+			case ev.GetEvent() == nil:
+				log.Debug("host asks to re-list links")
+				refresh()
 			}
+			// A link the refresh reported is not reported again: link ids
+			// are never reused, so an event for a link the cache already
+			// has (or no longer has) is one the refresh saw.
 			switch e := ev.GetEvent().(type) {
 			case *pluginv1.Received_LinkUp:
-				l := fromPBLink(e.LinkUp)
-				mesh.linkUp(l)
-				link(l, true)
+				if l := fromPBLink(e.LinkUp); mesh.linkUp(l) {
+					link(l, true)
+				}
 			case *pluginv1.Received_LinkDown:
-				l := fromPBLink(e.LinkDown)
-				mesh.linkDown(l)
-				link(l, false)
+				if l := fromPBLink(e.LinkDown); mesh.linkDown(l) {
+					link(l, false)
+				}
 			case *pluginv1.Received_Message:
 				control(e.Message)
 			}

@@ -83,6 +83,12 @@ func (h *hostServer) Receive(_ *pluginv1.ReceiveRequest, stream grpc.ServerStrea
 		delete(h.subs, sub)
 		h.mu.Unlock()
 	}()
+	// The stream's first message says that it is registered: events from
+	// here on reach it, and those before did not, so the plugin re-reads
+	// Links. It carries no event, which a plugin of an older SDK ignores.
+	if err := stream.Send(&pluginv1.Received{}); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-h.done:
@@ -112,6 +118,11 @@ func (h *hostServer) deliver(ev *pluginv1.Received) {
 		}
 	}
 }
+
+// resync asks every Receive stream's plugin to re-read Links, as at the
+// start of a stream: the host may have missed link events that it now passes
+// on. Like the events, it is dropped (and counted) for a full queue.
+func (h *hostServer) resync() { h.deliver(&pluginv1.Received{}) }
 
 func (h *hostServer) linkUp(l core.LinkInfo) {
 	h.deliver(&pluginv1.Received{Event: &pluginv1.Received_LinkUp{LinkUp: toPBLink(l)}})

@@ -93,16 +93,22 @@ func (m *remoteMesh) ResetView(reason string) {
 	}
 }
 
-func (m *remoteMesh) linkUp(l core.LinkInfo) {
+// linkUp caches l and reports whether the cache did not have it.
+func (m *remoteMesh) linkUp(l core.LinkInfo) bool {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, had := m.links[l.ID]
 	m.links[l.ID] = l
-	m.mu.Unlock()
+	return !had
 }
 
-func (m *remoteMesh) linkDown(l core.LinkInfo) {
+// linkDown forgets l and reports whether the cache had it.
+func (m *remoteMesh) linkDown(l core.LinkInfo) bool {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, had := m.links[l.ID]
 	delete(m.links, l.ID)
-	m.mu.Unlock()
+	return had
 }
 
 // refreshLinks asks the host for its links and returns those that came up and

@@ -159,7 +159,8 @@ func (*ReceiveRequest) Descriptor() ([]byte, []int) {
 type Received struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// dropped counts the events lost before this one; a plugin that sees it
-	// non-zero should call Links again.
+	// non-zero should call Links again, as it should for a message without an
+	// event.
 	Dropped uint64 `protobuf:"varint,1,opt,name=dropped,proto3" json:"dropped,omitempty"`
 	// Types that are valid to be assigned to Event:
 	//

@@ -39,6 +39,10 @@ type HostClient interface {
 	// Receive streams the control messages of the plugin's kind that
 	// neighbours send, and the host's link events. Events the plugin is too
 	// slow to take are dropped and counted in the next event's dropped field.
+	// A message with no event asks the plugin to call Links again: the first
+	// message of every stream is one, sent once the stream is registered (the
+	// events before it are not on the stream), and the host sends another
+	// when it may have missed link events (as it starts using the plugin).
 	Receive(ctx context.Context, in *ReceiveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Received], error)
 	// Links lists the host node's live links.
 	Links(ctx context.Context, in *LinksRequest, opts ...grpc.CallOption) (*LinksResponse, error)
@@ -114,6 +118,10 @@ type HostServer interface {
 	// Receive streams the control messages of the plugin's kind that
 	// neighbours send, and the host's link events. Events the plugin is too
 	// slow to take are dropped and counted in the next event's dropped field.
+	// A message with no event asks the plugin to call Links again: the first
+	// message of every stream is one, sent once the stream is registered (the
+	// events before it are not on the stream), and the host sends another
+	// when it may have missed link events (as it starts using the plugin).
 	Receive(*ReceiveRequest, grpc.ServerStreamingServer[Received]) error
 	// Links lists the host node's live links.
 	Links(context.Context, *LinksRequest) (*LinksResponse, error)
