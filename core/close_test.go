@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -115,6 +116,36 @@ func TestDataAfterCloseResets(t *testing.T) {
 		if !errors.Is(err, ErrReset) {
 			t.Fatalf("the peer's Writes to a closed stream ended with %v, want %v", err, ErrReset)
 		}
+	}
+}
+
+// A reply written just before Close goes out whole when the peer's credit
+// covers it, even if Close leaves a request unread: only bytes that wait for
+// credit are dropped (TestCloseUnblocksPeerWriter). Over a pipe every Write
+// is queued for the writer, so the reply is still queued at Close.
+func TestCloseDeliversCoveredReply(t *testing.T) {
+	a, b, ln := pipePair(t)
+	s, peer := openPair(t, a, b.ID(), ln)
+	if _, err := s.Write([]byte("request, never read")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the request at the peer", func() bool {
+		peer.mu.Lock()
+		defer peer.mu.Unlock()
+		return peer.recvLen() > 0
+	})
+	reply := make([]byte, 100<<10) // within the 256 KiB window
+	for i := range reply {
+		reply[i] = byte(i)
+	}
+	if _, err := peer.Write(reply); err != nil {
+		t.Fatal(err)
+	}
+	peer.Close()
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(s)
+	if err != nil || !bytes.Equal(got, reply) {
+		t.Fatalf("read %d of the %d-byte reply, then %v; want all of it, then EOF", len(got), len(reply), err)
 	}
 }
 

@@ -129,6 +129,22 @@ func openPair(t testing.TB, a *Node, to NodeID, ln *Listener) (s, peer *Stream) 
 	return s, peer
 }
 
+// pipePair is linkedPair over a net.Pipe: a link with no raw socket, so
+// every Write is copied into the send queue and sent by the writer.
+func pipePair(t testing.TB) (a, b *Node, ln *Listener) {
+	t.Helper()
+	a, b = newNode(t, testConfig()), newNode(t, testConfig())
+	c1, c2 := net.Pipe()
+	go a.Attach(c1)
+	go b.Attach(c2)
+	waitFor(t, 5*time.Second, "the pipe link", func() bool { return hasLinkTo(a, b.ID()) })
+	ln, err := b.Bind(7, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b, ln
+}
+
 // carries fails the test unless a few bytes written on s reach peer.
 func carries(t testing.TB, s, peer net.Conn, what string) {
 	t.Helper()

@@ -63,11 +63,12 @@ type link struct {
 	recvUnacked atomic.Int64 // bytes read by applications, not yet returned
 	lastRecv    atomic.Int64 // nanoseconds since start of the last frame received
 	rttNanos    atomic.Int64
-	pingSent    atomic.Int64 // nanoseconds since start of the outstanding PING, 0 if none
-	lastPong    atomic.Int64 // nanoseconds since start of the last round-trip sample
-	handoffs    atomic.Int64 // times sendNow or writeDirect left part of a write to the writer
-	lends       atomic.Int64 // Writes that lent their buffer to the send queue (writeLent)
-	drainBy     atomic.Int64 // once the link is ending: Unix nanoseconds by which the writer gives up
+	pingSent    atomic.Int64          // nanoseconds since start of the outstanding PING, 0 if none
+	lastPong    atomic.Int64          // nanoseconds since start of the last round-trip sample
+	handoffs    atomic.Int64          // times sendNow or writeDirect left part of a write to the writer
+	lends       atomic.Int64          // Writes that lent their buffer to the send queue (writeLent)
+	drainBy     atomic.Int64          // once the link is ending: Unix nanoseconds by which the writer gives up
+	dead        atomic.Pointer[error] // why the keep-alive timer found the link dead (die)
 
 	wake     chan struct{}
 	done     chan struct{}
@@ -124,7 +125,7 @@ func (l *link) run() error {
 		l.writeLoop()
 	}()
 	cfg := &l.node.cfg
-	l.watch(min(cfg.KeepAlive, cfg.DeadTimeout-cfg.KeepAlive) / 4)
+	l.watch(max(min(cfg.KeepAlive, cfg.DeadTimeout-cfg.KeepAlive)/4, time.Millisecond))
 	l.queuePing() // measure the round trip from the start: windows auto-tune on it
 	err := l.readLoop()
 	var perr *wire.ProtocolError
@@ -140,6 +141,9 @@ func (l *link) run() error {
 // flushes what control frames it can (a GOAWAY saying why, if goAway) within
 // drainTimeout, and the connection closes.
 func (l *link) terminate(err error, goAway bool) {
+	if dead := l.dead.Load(); dead != nil {
+		err = *dead // the keep-alive timer closed the connection (die): that is why
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -461,9 +465,9 @@ func (l *link) handleData(h wire.Header, p []byte) error {
 		return l.relayData(s, r, h, p)
 	}
 	discard := s.state&stClosed != 0 || s.err != nil
-	// Bytes for a stream closed with written bytes still waiting to go: as
+	// Bytes for a stream closed with written bytes waiting for credit: as
 	// TCP, reset it now (see Stream.Close). A bare FIN is no reason to.
-	abortive := n > 0 && discard && s.err == nil && s.state&stFinSent == 0 && s.sendLen() > 0
+	abortive := n > 0 && discard && s.err == nil && s.state&stFinSent == 0 && s.stuck()
 	if abortive {
 		s.fail(net.ErrClosed)
 	}
@@ -671,6 +675,9 @@ func (l *link) writeLoop() {
 				// one write carries them all.
 				runtime.Gosched()
 			case <-done:
+			}
+			if dead := l.dead.Load(); dead != nil {
+				l.terminate(*dead, false)
 			}
 			l.mu.Lock()
 		}
@@ -911,11 +918,23 @@ func (l *link) watch(period time.Duration) {
 		default:
 		}
 		if err := l.keepAlive(); err != nil {
-			l.terminate(err, false)
+			l.die(err)
 			return
 		}
 		l.watch(period)
 	})
+}
+
+// die ends a link the keep-alive timer found dead. It leaves terminate
+// (whose LinkDown calls Node.Close must wait for) to the link's own
+// goroutines: it records why, wakes the writer, and closes the connection,
+// so that a reader or writer blocked on it returns.
+func (l *link) die(err error) {
+	l.dead.CompareAndSwap(nil, &err)
+	l.signal()
+	if l.closer != nil {
+		l.closer.Close()
+	}
 }
 
 // keepAlive pings a quiet link and reports a dead one.

@@ -455,11 +455,12 @@ func (s *Stream) CloseWrite() error {
 // if the peer has not finished writing, a reset follows so that its writes
 // fail rather than fill a buffer nobody reads. Blocked Read and Write return.
 //
-// Written data that is still queued when Close is called is dropped, and the
-// stream reset at once, if received bytes are left unread (as TCP does) or
-// arrive after Close while the peer is still sending: that peer may be
-// blocked writing, not reading, and what waits for its credit would never go.
-// The peer's Write and Read then fail with ErrReset.
+// Written data that waits for the peer's credit when Close is called is
+// dropped, and the stream reset at once, if received bytes are left unread
+// (as TCP does) or arrive after Close while the peer is still sending: that
+// peer may be blocked writing, not reading, and the credit would never come.
+// The peer's Write and Read then fail with ErrReset. Written data that the
+// credit covers still goes, then FIN.
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	if s.state&stClosed != 0 {
@@ -472,16 +473,21 @@ func (s *Stream) Close() error {
 	}
 	n := s.dropRecv()
 	s.stopTimers()
-	abortive := n > 0 && s.sendLen() > 0 && s.state&(stRecvFin|stFinSent) == 0 && s.err == nil
+	abortive := n > 0 && s.stuck() && s.state&(stRecvFin|stFinSent) == 0 && s.err == nil
+	// A FIN that went before Close (CloseWrite) went without the RESET that
+	// Close owes a peer still writing: it goes now.
+	resetNow := !abortive && s.err == nil && s.state&(stResetAfter|stFinSent) == stResetAfter|stFinSent
 	done := false
 	if abortive {
 		s.fail(net.ErrClosed)
+	}
+	if abortive || resetNow {
 		done = s.finished()
 	}
 	s.wake()
 	s.mu.Unlock()
 	s.returnRecv(n)
-	if abortive {
+	if abortive || resetNow {
 		s.link.reset(s.id, wire.CodeCancelled)
 		if done {
 			s.link.mu.Lock()
@@ -636,6 +642,12 @@ func (s *Stream) returnRecv(n int) {
 		s.link.buffered.Add(-int64(n))
 		s.link.returnCredit(nil, n, 0)
 	}
+}
+
+// stuck reports whether some written bytes wait for stream credit: only the
+// peer's reading can send them. Caller holds s.mu.
+func (s *Stream) stuck() bool {
+	return int64(s.sendLen()) > s.sendCredit
 }
 
 // finished reports, once, whether the link is done with s: nothing more to

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -263,20 +262,9 @@ func TestDialSurvivesQuickClose(t *testing.T) {
 func TestConcurrentWritesDoNotInterleave(t *testing.T) {
 	for _, network := range []string{"tcp", "pipe"} {
 		t.Run(network, func(t *testing.T) {
-			var a, b *Node
-			var ln *Listener
-			if network == "tcp" {
-				a, b, ln = linkedPair(t)
-			} else {
-				a, b = newNode(t, testConfig()), newNode(t, testConfig())
-				c1, c2 := net.Pipe()
-				go a.Attach(c1)
-				go b.Attach(c2)
-				waitFor(t, 5*time.Second, "the pipe link", func() bool { return hasLinkTo(a, b.ID()) })
-				var err error
-				if ln, err = b.Bind(7, ""); err != nil {
-					t.Fatal(err)
-				}
+			a, b, ln := linkedPair(t)
+			if network == "pipe" {
+				a, b, ln = pipePair(t)
 			}
 			s, peer := openPair(t, a, b.ID(), ln)
 			const writers, writes, size = 3, 8, 300 << 10
