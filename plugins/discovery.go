@@ -186,7 +186,12 @@ func (d *Discovery) drop(p *process) {
 
 // Register records s for the plugin and returns at once: a worker brings
 // the plugin in line, and a restarted plugin gets every registration again.
+// A listener without a name is not for discovery, as in the embedded mesh:
+// it is not passed on.
 func (d *Discovery) Register(s core.Service) error {
+	if s.Name == "" {
+		return nil
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -201,6 +206,9 @@ func (d *Discovery) Register(s core.Service) error {
 
 // Deregister withdraws s, like Register without waiting on the plugin.
 func (d *Discovery) Deregister(s core.Service) error {
+	if s.Name == "" {
+		return nil
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()

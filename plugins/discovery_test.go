@@ -1,12 +1,14 @@
 package plugins_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -264,4 +266,49 @@ func TestCloseFrozenPluginPrompt(t *testing.T) {
 	} else {
 		t.Logf("Close took %v", took)
 	}
+}
+
+// A listener bound by port only is not for discovery: the host does not pass
+// it to the plugin (as the embedded mesh does not announce it), so a plugin
+// that echoes what it is given back in its view, as the file plugin does,
+// does not make the host drop (and warn about) a nameless service.
+func TestPortOnlyBindNotRegistered(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "services.json")
+	var logs syncBuffer
+	p := newPair(t, nil, func(echo core.Service) core.Discovery {
+		writeServices(t, file, echo)
+		cfg := plugins.DefaultConfig(filePlugin)
+		cfg.Options = map[string]string{"path": file, "poll": "50ms"}
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "host", Output: &logs, Level: hclog.Warn})
+		return load(t, cfg)
+	})
+	defer p.close()
+	if _, err := p.a.Bind(9, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.a.Bind(0, "named"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "named in a's view", 5*time.Second, func() bool { return hasService(p.a, "named", p.a.ID()) })
+	if s := logs.String(); strings.Contains(s, "not valid") {
+		t.Fatalf("the host dropped services the plugin echoed back:\n%s", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
