@@ -1004,7 +1004,7 @@ func (n *Node) forward(in *link, circuit uint32, o *wire.Open) {
 	case n.cfg.Caps&wire.CapRouter == 0:
 		in.reset(circuit, wire.CodeNotAllowed)
 		return
-	case o.Hops <= 1:
+	case o.Hops == 0: // it was forwarded with its last hop; the next may only be the destination
 		in.reset(circuit, wire.CodeHopLimit)
 		return
 	}
@@ -1028,6 +1028,16 @@ func (n *Node) forward(in *link, circuit uint32, o *wire.Open) {
 		return
 	}
 
+	// The downstream half gets its circuit first, so that either half, once
+	// the other can see it, has an id to reset; the OPEN goes last, once
+	// both halves are in place.
+	out.mu.Lock()
+	err = out.register(down)
+	out.mu.Unlock()
+	if err != nil {
+		in.reset(circuit, errCode(err))
+		return
+	}
 	in.mu.Lock()
 	switch {
 	case in.closed:
@@ -1035,23 +1045,32 @@ func (n *Node) forward(in *link, circuit uint32, o *wire.Open) {
 	case len(in.streams) >= cfg.MaxStreams:
 		err = ErrTooManyStreams
 	default:
-		in.streams[circuit] = up
+		up.mu.Lock()
+		failed := up.err != nil // out ended meanwhile, and aborted up with down
+		up.mu.Unlock()
+		if !failed {
+			in.streams[circuit] = up
+		}
 	}
 	in.mu.Unlock()
 	if err != nil {
+		out.mu.Lock()
+		out.forget(down) // never announced: nothing to reset downstream
+		out.mu.Unlock()
 		in.reset(circuit, errCode(err))
 		return
 	}
 	out.mu.Lock()
-	if err = out.register(down); err == nil {
+	down.mu.Lock()
+	open := !out.closed && down.err == nil // else a failure reset both halves already
+	down.mu.Unlock()
+	if open {
 		out.ctl = out.appendFrame(out.ctl, wire.TypeOpen, down.id, payload)
 	}
 	out.mu.Unlock()
-	if err != nil {
-		up.abort(err)
-		return
+	if open {
+		out.signal()
 	}
-	out.signal()
 }
 
 // leastLoaded picks, among several links to one peer (lanes), the one that

@@ -28,7 +28,8 @@ const switchMargin = HopCost / 4
 // linkCost is the cost of a link with round trip rtt (0: not measured yet).
 func linkCost(rtt time.Duration, maxRTTCost uint16) uint16 {
 	u := max(rtt/RTTUnit, 0)
-	return HopCost + uint16(min(u, time.Duration(maxRTTCost)))
+	// Saturating: a cost past Infinity must not wrap round to a cheap one.
+	return addMetric(HopCost, uint16(min(u, time.Duration(maxRTTCost))))
 }
 
 // addMetric adds a link cost to an advertised metric, saturating at Infinity.

@@ -133,6 +133,8 @@ func (o Options) Verify() error {
 		return fmt.Errorf("routing: SourceGC %v below HoldDown %v", o.SourceGC, o.HoldDown)
 	case o.MaxMetric <= HopCost:
 		return fmt.Errorf("routing: MaxMetric %d leaves no room for one hop (%d)", o.MaxMetric, HopCost)
+	case o.MaxRTTCost >= Infinity-HopCost:
+		return fmt.Errorf("routing: MaxRTTCost %d would make a slow link cost as much as an unreachable one (%d with the hop)", o.MaxRTTCost, Infinity)
 	case o.MaxDestinations < 0:
 		return fmt.Errorf("routing: MaxDestinations %d is negative", o.MaxDestinations)
 	case o.MaxMessage < 64 || o.MaxMessage > DefaultMaxMessage:

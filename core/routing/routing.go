@@ -733,6 +733,13 @@ func (r *Routing) tick() {
 				delete(d.routes, link)
 			}
 		}
+		if d.selected == nil && d.hasFD && len(d.routes) > 0 && !now.Before(d.retractUntil) && now.Sub(d.usedAt) > r.opts.SourceGC {
+			// Starved for SourceGC though routes are heard: the origin's
+			// seqno may lie half the ring from the remembered one (it
+			// restarted), where no request can move it. Forget the
+			// feasibility distance, as Babel's source table expires.
+			d.hasFD = false
+		}
 		r.reselect(d, now)
 		if d.selected == nil && len(d.routes) == 0 && !now.Before(d.retractUntil) &&
 			(!d.hasFD || now.Sub(d.usedAt) > r.opts.SourceGC) {
