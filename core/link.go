@@ -656,11 +656,7 @@ func (l *link) handleWindow(id uint32, inc uint32) error {
 // connection.
 func (l *link) writeLoop() {
 	defer close(l.finished)
-	defer func() {
-		if l.closer != nil {
-			l.closer.Close()
-		}
-	}()
+	defer l.closeConn()
 	for {
 		l.mu.Lock()
 		for (l.writing && !l.handoff) || (!l.writing && !l.closed && !l.due()) {
@@ -701,6 +697,28 @@ func (l *link) writeLoop() {
 		if closing {
 			return
 		}
+	}
+}
+
+// closeWaiter is a connection that lingers after Close to deliver what was
+// written (a QUIC link does, in the background): CloseWait bounds that and
+// returns once the connection is done with the network.
+type closeWaiter interface{ CloseWait(d time.Duration) error }
+
+// closeConn closes the connection as the writer exits. One that lingers is
+// given what is left of the drain time, so that nothing a transport runs for
+// the link outlives the node's Close.
+func (l *link) closeConn() {
+	if cw, ok := l.conn.(closeWaiter); ok {
+		d := drainTimeout
+		if by := l.drainBy.Load(); by != 0 {
+			d = time.Until(time.Unix(0, by))
+		}
+		cw.CloseWait(d)
+		return
+	}
+	if l.closer != nil {
+		l.closer.Close()
 	}
 }
 

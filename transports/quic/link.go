@@ -1,6 +1,7 @@
 package quic
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -27,13 +28,19 @@ type Link struct {
 	// closed: from then on the peer wants nothing more from this end.
 	peerClosed chan struct{}
 
+	release func()        // gives back the UDP socket (or the link's hold on the listener's)
+	cut     chan struct{} // closed to end the linger at once (CloseWait)
+	cutOnce sync.Once
+	done    chan struct{} // closed when closeConnection is over
+
 	mu      sync.Mutex
 	closed  bool
 	writing int // Writes in progress; Close must not gracefully close the stream under them
 }
 
-func newLink(qconn *quicgo.Conn, stream *quicgo.Stream, linger time.Duration) *Link {
-	l := &Link{qconn: qconn, stream: stream, linger: linger, peerClosed: make(chan struct{})}
+func newLink(qconn *quicgo.Conn, stream *quicgo.Stream, linger time.Duration, release func()) *Link {
+	l := &Link{qconn: qconn, stream: stream, linger: linger, peerClosed: make(chan struct{}),
+		release: release, cut: make(chan struct{}), done: make(chan struct{})}
 	// Called at most once, from quic-go's event loop or right here.
 	stream.SetReceiveFinalSizeCallback(func(int64) { close(l.peerClosed) })
 	return l
@@ -122,14 +129,40 @@ func (l *Link) Close() error {
 // once the peer has closed, it wants none. Whichever end closes second sends
 // CONNECTION_CLOSE, which ends the first end's wait.
 func (l *Link) closeConnection() {
+	defer close(l.done)
 	linger := time.NewTimer(l.linger)
 	defer linger.Stop()
 	select {
 	case <-l.peerClosed:
 	case <-l.qconn.Context().Done():
 	case <-linger.C:
+	case <-l.cut:
 	}
 	l.qconn.CloseWithError(codeClosed, "")
+	l.release()
+}
+
+// CloseWait is Close, then waits until the link is done with the network:
+// until the peer has closed its end too, and at most d, after which the
+// connection is closed at once, dropping what the peer has not yet
+// acknowledged. When it returns, nothing the link started is running and
+// the link's UDP socket (or its hold on the listener's) is given back.
+// astranet core closes its links with it, so that a node's Close stops
+// everything.
+func (l *Link) CloseWait(d time.Duration) error {
+	err := l.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // closed before: wait for that close
+	}
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-l.done:
+	case <-t.C:
+		l.cutOnce.Do(func() { close(l.cut) })
+		<-l.done
+	}
+	return err
 }
 
 // LocalAddr returns the local UDP address of the link's QUIC connection.

@@ -96,11 +96,12 @@ func (l *listener) acceptLoop() {
 			return
 		}
 		l.sock.hold()
-		context.AfterFunc(qc.Context(), l.sock.release)
+		release := sync.OnceFunc(l.sock.release) // when qc ends, or when its link is done (CloseWait)
+		context.AfterFunc(qc.Context(), release)
 		select {
 		case l.backlog <- struct{}{}:
 			l.wg.Add(1)
-			go l.awaitLink(qc)
+			go l.awaitLink(qc, release)
 		default:
 			qc.CloseWithError(codeRefused, "astranet: accept backlog full")
 		}
@@ -109,7 +110,7 @@ func (l *listener) acceptLoop() {
 
 // awaitLink hands qc's first stream to Accept, or closes qc if that does not
 // happen within the handshake timeout or before Close.
-func (l *listener) awaitLink(qc *quicgo.Conn) {
+func (l *listener) awaitLink(qc *quicgo.Conn, release func()) {
 	defer l.wg.Done()
 	defer func() { <-l.backlog }()
 	ctx, cancel := context.WithTimeout(l.ctx, l.handshakeTimeout)
@@ -121,7 +122,7 @@ func (l *listener) awaitLink(qc *quicgo.Conn) {
 		return
 	}
 	select {
-	case l.links <- newLink(qc, st, l.linger):
+	case l.links <- newLink(qc, st, l.linger, release):
 	case <-ctx.Done():
 		qc.CloseWithError(codeRefused, "astranet: link not accepted in time")
 	}

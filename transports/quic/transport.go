@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	quicgo "github.com/quic-go/quic-go"
@@ -132,15 +133,17 @@ func (t *Transport) dial(ctx context.Context, network, addr string) (*Link, *net
 		return nil, nil, opErr(raddr, err)
 	}
 	// The socket belongs to this one connection: release it however the
-	// connection ends (Close, peer's close, idle timeout).
-	context.AfterFunc(qc.Context(), func() { udp.Close() })
+	// connection ends (Close, peer's close, idle timeout), and at the latest
+	// when its link is done (CloseWait).
+	release := sync.OnceFunc(func() { udp.Close() })
+	context.AfterFunc(qc.Context(), release)
 
 	st, err := qc.OpenStreamSync(ctx)
 	if err != nil {
 		qc.CloseWithError(codeClosed, "")
 		return nil, nil, opErr(raddr, err)
 	}
-	return newLink(qc, st, t.maxIdleTimeout()), udp, nil
+	return newLink(qc, st, t.maxIdleTimeout(), release), udp, nil
 }
 
 // Listen accepts links on addr ("host:port"; port 0 picks one) on network
@@ -254,11 +257,18 @@ func (t *Transport) serverTLS() (*tls.Config, error) {
 		}
 		conf = &tls.Config{Certificates: []tls.Certificate{cert}}
 	} else {
+		if len(t.TLS.Certificates) == 0 && t.TLS.GetCertificate == nil && t.TLS.GetConfigForClient == nil {
+			return nil, errNoCertificate // as the tcp transport: every handshake would fail
+		}
 		conf = t.TLS.Clone()
 	}
 	conf.NextProtos = []string{ALPN}
 	return conf, nil
 }
+
+// errNoCertificate reports a server TLS config that could never complete a
+// handshake.
+var errNoCertificate = errors.New("TLS config has no certificate (set Certificates, GetCertificate or GetConfigForClient)")
 
 func (t *Transport) keepAlivePeriod() time.Duration {
 	return orDefault(t.KeepAlivePeriod, DefaultKeepAlivePeriod)
