@@ -117,7 +117,9 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 }
 
 func (c *conn) SetWriteDeadline(t time.Time) error {
-	if !c.tx.setWriteDeadline(t) {
+	if !c.tx.setWriteDeadline(t) && c.closed.Load() {
+		// After CloseWrite alone the conn is still open, as a TCP conn is:
+		// the deadline has no Write to bound, and that is no error.
 		return c.opError("set", net.ErrClosed)
 	}
 	return nil

@@ -360,3 +360,24 @@ func BenchmarkPipeThroughput(b *testing.B) {
 		}
 	}
 }
+
+// A half-closed pipe is still open: setting its deadlines after CloseWrite
+// succeeds, as on a *net.TCPConn (it used to fail with net.ErrClosed). After
+// Close it fails.
+func TestDeadlineAfterCloseWrite(t *testing.T) {
+	a, b := Pipe()
+	defer b.Close()
+	if err := a.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		t.Errorf("SetDeadline after CloseWrite: %v", err)
+	}
+	if err := a.SetWriteDeadline(time.Now().Add(time.Second)); err != nil {
+		t.Errorf("SetWriteDeadline after CloseWrite: %v", err)
+	}
+	a.Close()
+	if err := a.SetWriteDeadline(time.Now().Add(time.Second)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("SetWriteDeadline after Close: %v, want net.ErrClosed", err)
+	}
+}

@@ -276,3 +276,18 @@ func TestStalledConnection(t *testing.T) {
 	}
 	t.Logf("stalled link closed after %v: %v", elapsed, err)
 }
+
+// A TLS config with no certificate is refused at Listen, as the tcp
+// transport refuses it: every handshake would fail. WithTLS hands the same
+// config to both.
+func TestListenTLSWithoutCertificate(t *testing.T) {
+	tr := &Transport{TLS: &tls.Config{}}
+	ln, err := tr.Listen(context.Background(), "quic", "127.0.0.1:0")
+	if err == nil {
+		ln.Close()
+		t.Fatal("Listen with a TLS config without certificates succeeded")
+	}
+	if !errors.Is(err, errNoCertificate) {
+		t.Fatalf("Listen: %v, want errNoCertificate", err)
+	}
+}
