@@ -937,22 +937,29 @@ func TestFootprint(t *testing.T) {
 				msg      string
 				services []core.Service
 			}
-			held := make([]kept, copies)
-			var ms runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&ms)
-			heap0 := ms.HeapAlloc
-			for i := range held {
-				s, err := decodeSnapshot(msg)
-				if err != nil {
-					t.Fatal(err)
+			// The heap is shared with whatever else the process runs, so
+			// measure three times and keep the median.
+			measure := func() int {
+				held := make([]kept, copies)
+				var ms runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				heap0 := ms.HeapAlloc
+				for i := range held {
+					s, err := decodeSnapshot(msg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					held[i] = kept{s.msg, s.services}
 				}
-				held[i] = kept{s.msg, s.services}
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				runtime.KeepAlive(held)
+				return int(ms.HeapAlloc) - int(heap0)
 			}
-			runtime.GC()
-			runtime.ReadMemStats(&ms)
-			took := int(ms.HeapAlloc) - int(heap0)
-			runtime.KeepAlive(held)
+			tries := []int{measure(), measure(), measure()}
+			slices.Sort(tries)
+			took := tries[1]
 			// The origin record is not held here; the rest is.
 			counted := copies * (footprint(string(msg), tc.services) - originBytes)
 			t.Logf("%d services in %d bytes take %d bytes each, counted %d", len(tc.services), len(msg), took/copies, counted/copies)
