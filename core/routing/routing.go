@@ -313,8 +313,11 @@ func (r *Routing) handleRequest(n *neighbour, q request, now time.Time) {
 		}
 		return
 	}
-	if q.Hops <= 1 {
-		return
+	// A peer may claim any hop count: never pass on more than this node
+	// itself would ask with.
+	hops := min(q.Hops, r.opts.RequestHops)
+	if hops <= 1 {
+		return // no hop left to pass on
 	}
 	if d.forwarded && now.Before(d.fwdAt.Add(r.opts.Interval)) {
 		// One forward per destination per interval: a request is already on
@@ -343,9 +346,7 @@ func (r *Routing) handleRequest(n *neighbour, q request, now time.Time) {
 		return
 	}
 	d.forwarded, d.fwdAt = true, now
-	// A peer may claim any hop count: never pass on more than this node
-	// itself would ask with.
-	body := appendRequest(nil, request{Dst: q.Dst, Seqno: q.Seqno, Hops: min(q.Hops, r.opts.RequestHops) - 1})
+	body := appendRequest(nil, request{Dst: q.Dst, Seqno: q.Seqno, Hops: hops - 1})
 	if to != nil {
 		r.send(to.link, body)
 		return

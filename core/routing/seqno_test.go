@@ -1,12 +1,17 @@
 package routing
 
 import (
+	"bytes"
 	"fmt"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/astranet-go/astranet/core"
+	"github.com/astranet-go/astranet/core/wire"
+	"github.com/hashicorp/go-hclog"
 )
 
 // linkCost saturates: a round trip past what a uint16 holds with the hop
@@ -71,4 +76,53 @@ func TestSeqnoHalfRingRecovers(t *testing.T) {
 	r1.mu.Unlock()
 	t.Fatalf("node 2 still unreachable %v after relinking (SourceGC %v): %v; %s",
 		40*testInterval, 4*testInterval, tn.snapshot().allPairs(), msg)
+}
+
+// With RequestHops 1 a router does not pass a seqno request on: the hop
+// count it would pass on is 0, which receivers drop as malformed. It used to
+// send it anyway (min(hops, RequestHops) - 1).
+func TestRequestHopsOneForwardsNothing(t *testing.T) {
+	var logs syncBuffer
+	tn := &testNet{t: t, pipes: make(map[[2]int]net.Conn), opts: Options{RequestHops: 1,
+		Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})}}
+	t.Cleanup(tn.close)
+	for range 3 {
+		tn.add(core.DefaultConfig(), true)
+	}
+	tn.link(0, 1)
+	tn.link(1, 2)
+	waitFor(t, 5*time.Second, "converge", func() error { return tn.snapshot().allPairs() })
+	far := tn.nodes[2].ID()
+	r1 := tn.routing[1]
+	r1.mu.Lock()
+	seq := r1.dests[far].selSeqno
+	r1.mu.Unlock()
+	// Node 0 asks node 1, with a generous hop count, for a seqno of node 2
+	// newer than node 1's route has.
+	to := tn.linkTo(0, 1)
+	if err := tn.nodes[0].Send(to.ID, wire.KindRouting, appendRequest(nil, request{Dst: far, Seqno: seq + 10, Hops: 16})); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * testInterval)
+	if s := logs.String(); strings.Contains(s, "hop count 0") {
+		t.Fatalf("a request with hop count 0 went out:\n%s", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
