@@ -181,7 +181,9 @@ func (l *link) terminate(err error, goAway bool) {
 			relays = append(relays, r)
 		}
 		s.mu.Unlock()
-		s.creditRelayed(r, dropped)
+		if r != nil {
+			r.returnRecv(dropped)
+		}
 	}
 	for _, s := range relays { // the rest of each forwarded circuit fails too
 		s.abort(lost)
@@ -594,7 +596,9 @@ func (l *link) handleReset(id uint32, code wire.Code) {
 	done := s.finished()
 	next := s.relay()
 	s.mu.Unlock()
-	s.creditRelayed(next, dropped)
+	if next != nil {
+		next.returnRecv(dropped)
+	}
 	if done {
 		l.mu.Lock()
 		l.forget(s)

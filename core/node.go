@@ -975,7 +975,9 @@ func (s *Stream) abort(err error) {
 	done := s.finished()
 	up := s.relay()
 	s.mu.Unlock()
-	s.creditRelayed(up, dropped)
+	if up != nil {
+		up.returnRecv(dropped)
+	}
 	s.link.reset(s.id, errCode(err))
 	if done {
 		s.link.mu.Lock()

@@ -588,7 +588,7 @@ func (s *Stream) stopTimers() {
 //
 // It returns the bytes it dropped from a forwarded circuit's send queue: they
 // came in on the other half's link, which the caller must credit for them
-// (creditRelayed) once it has let go of s.mu.
+// (s.relay().returnRecv) once it has let go of s.mu.
 func (s *Stream) fail(err error) (relayed int) {
 	if s.err == nil {
 		s.err = err
@@ -613,19 +613,8 @@ func (s *Stream) fail(err error) (relayed int) {
 	return relayed
 }
 
-// creditRelayed gives back the link credit of n forwarded bytes that will
-// never be sent on (see fail): the far half's link received them. Called
-// without s.mu.
-func (s *Stream) creditRelayed(up *Stream, n int) {
-	if up == nil || n <= 0 {
-		return
-	}
-	up.link.buffered.Add(-int64(n))
-	up.link.returnCredit(nil, n, 0)
-}
-
-// dropRecv frees what s received and nobody will read, and gives its link
-// credit back. Caller holds s.mu; the returned count is for returnRecv.
+// dropRecv frees what s received and nobody will read. Caller holds s.mu;
+// the returned count is for returnRecv.
 func (s *Stream) dropRecv() int {
 	n := s.recvLen()
 	if s.q != nil {
@@ -635,8 +624,10 @@ func (s *Stream) dropRecv() int {
 	return n
 }
 
-// returnRecv gives the link the credit of n received bytes dropped unread.
-// Called without s.mu.
+// returnRecv gives s's link the credit of n bytes it received that were
+// dropped unread: from s's queue (dropRecv), or, for the far half of a
+// forwarded circuit, from the half that was to send them on (fail). Called
+// without s.mu.
 func (s *Stream) returnRecv(n int) {
 	if n > 0 {
 		s.link.buffered.Add(-int64(n))
