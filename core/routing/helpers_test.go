@@ -31,6 +31,21 @@ type testNet struct {
 	pipes map[[2]int]net.Conn // one end of the live pipe between i < j
 }
 
+// lineNet starts three nodes with opts, links them in a line 0-1-2 and waits
+// until every node has a route to every other.
+func lineNet(t *testing.T, opts Options) *testNet {
+	t.Helper()
+	tn := &testNet{t: t, pipes: make(map[[2]int]net.Conn), opts: opts}
+	t.Cleanup(tn.close)
+	for range 3 {
+		tn.add(core.DefaultConfig(), true)
+	}
+	tn.link(0, 1)
+	tn.link(1, 2)
+	waitFor(t, 5*time.Second, "converge", func() error { return tn.snapshot().allPairs() })
+	return tn
+}
+
 // newTestNet starts n nodes. caps, if not nil, gives node i's capability bits.
 func newTestNet(t testing.TB, n int, caps func(i int) uint32) *testNet {
 	t.Helper()

@@ -472,15 +472,7 @@ func TestMalformedMessagesKeepRouting(t *testing.T) {
 // is collected: first its route, then, after HoldDown, its retraction, and
 // after SourceGC its feasibility distance.
 func TestGarbageCollection(t *testing.T) {
-	tn := &testNet{t: t, pipes: make(map[[2]int]net.Conn),
-		opts: Options{HoldDown: 2 * testInterval, SourceGC: 4 * testInterval}}
-	t.Cleanup(tn.close)
-	for range 3 {
-		tn.add(core.DefaultConfig(), true)
-	}
-	tn.link(0, 1)
-	tn.link(1, 2)
-	waitFor(t, 5*time.Second, "converge", func() error { return tn.snapshot().allPairs() })
+	tn := lineNet(t, Options{HoldDown: 2 * testInterval, SourceGC: 4 * testInterval})
 	tn.cut(1, 2)
 	dests := func() int {
 		r := tn.routing[0]
