@@ -1,6 +1,7 @@
 package astranet
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -13,19 +14,7 @@ import (
 // linger, closing in the background, for MaxIdleTimeout (15 s).
 func TestCloseStopsQUICLinks(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
-	a, b := New(), New()
-	la, err := b.(*node).ListenAddr("quic", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay, err := losstest.NewRelay(la.String(), losstest.RelayConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Join("quic", relay.Addr()); err != nil {
-		t.Fatal(err)
-	}
-	waitLinked(t, a, b)
+	a, b, _, relay := quicViaRelay(t)
 	relay.SetLoss(1) // the path to b goes dark (b crashed, cable pulled)
 	b.Close()        // b's goroutines are not what we look at: close it first
 	relay.Close()
@@ -41,7 +30,6 @@ func TestCloseStopsQUICLinks(t *testing.T) {
 	if err := goleak.Find(ignore, ignore2); err != nil {
 		t.Errorf("goroutines still running %v after a.Close returned:\n%v", time.Since(began), err)
 	}
-	// Let them finish before TestMain's goleak check (linger = MaxIdleTimeout).
 }
 
 // After Close, a node's QUIC listening port is free for a new node, as with
@@ -51,21 +39,9 @@ func TestCloseStopsQUICLinks(t *testing.T) {
 func TestQUICPortFreeAfterClose(t *testing.T) {
 	for _, dark := range []bool{false, true} {
 		t.Run(map[bool]string{false: "healthy peer", true: "unreachable peer"}[dark], func(t *testing.T) {
-			a, b := New(), New()
+			a, b, la, relay := quicViaRelay(t)
 			defer a.Close()
-			la, err := b.(*node).ListenAddr("quic", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			relay, err := losstest.NewRelay(la.String(), losstest.RelayConfig{})
-			if err != nil {
-				t.Fatal(err)
-			}
 			defer relay.Close()
-			if err := a.Join("quic", relay.Addr()); err != nil {
-				t.Fatal(err)
-			}
-			waitLinked(t, a, b)
 			if dark {
 				relay.SetLoss(1)
 			}
@@ -79,4 +55,24 @@ func TestQUICPortFreeAfterClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// quicViaRelay starts two nodes, b listening on QUIC, and links a to b
+// through a relay that can drop every packet (the path going dark).
+func quicViaRelay(t *testing.T) (a, b AstraNet, listen net.Addr, relay *losstest.Relay) {
+	t.Helper()
+	a, b = New(), New()
+	listen, err := b.(*node).ListenAddr("quic", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err = losstest.NewRelay(listen.String(), losstest.RelayConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Join("quic", relay.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	waitLinked(t, a, b)
+	return a, b, listen, relay
 }

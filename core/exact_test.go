@@ -15,7 +15,8 @@ import (
 	"golang.org/x/net/nettest"
 )
 
-// Writes with short deadlines on a busy link that stalls now and then. Whatever n each Write reports, the peer must read exactly the
+// Writes with short deadlines on a busy link that stalls now and then.
+// Whatever n each Write reports, the peer must read exactly the
 // concatenation of p[:n] over all Writes, in order.
 func TestShortWritesExact(t *testing.T) {
 	a, b, r, ln, _ := heldPath(t)
