@@ -248,3 +248,33 @@ func TestZeroLengthRead(t *testing.T) {
 		t.Fatalf("Read of 0 bytes still blocked after 1 s (returned after Close: %v)", <-done)
 	}
 }
+
+// After Close, the calls that change a stream fail with net.ErrClosed, as on
+// a net.TCPConn, rather than succeed silently. CloseWrite twice is fine.
+func TestCallsAfterCloseFail(t *testing.T) {
+	a, b, ln := linkedPair(t)
+	s, _ := openPair(t, a, b.ID(), ln)
+	if err := s.CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		t.Fatalf("second CloseWrite: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for name, call := range map[string]func() error{
+		"Close":            s.Close,
+		"CloseWrite":       s.CloseWrite,
+		"SetDeadline":      func() error { return s.SetDeadline(deadline) },
+		"SetReadDeadline":  func() error { return s.SetReadDeadline(deadline) },
+		"SetWriteDeadline": func() error { return s.SetWriteDeadline(deadline) },
+	} {
+		err := call()
+		var op *net.OpError
+		if !errors.Is(err, net.ErrClosed) || !errors.As(err, &op) {
+			t.Errorf("%s after Close: %v, want a *net.OpError wrapping net.ErrClosed", name, err)
+		}
+	}
+}

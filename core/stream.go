@@ -437,10 +437,15 @@ func (s *Stream) writeLent(p []byte) (int, error) {
 }
 
 // CloseWrite half-closes the stream: the peer reads what was written, then
-// io.EOF. Reading goes on.
+// io.EOF. Reading goes on. A second CloseWrite does nothing; after Close it
+// fails with net.ErrClosed, as on a net.TCPConn.
 func (s *Stream) CloseWrite() error {
 	s.mu.Lock()
-	if s.state&(stFinQueued|stClosed) != 0 {
+	if s.state&stClosed != 0 {
+		s.mu.Unlock()
+		return s.opErr("close", net.ErrClosed)
+	}
+	if s.state&stFinQueued != 0 {
 		s.mu.Unlock()
 		return nil
 	}
@@ -461,11 +466,13 @@ func (s *Stream) CloseWrite() error {
 // peer may be blocked writing, not reading, and the credit would never come.
 // The peer's Write and Read then fail with ErrReset. Written data that the
 // credit covers still goes, then FIN.
+//
+// A second Close fails with net.ErrClosed, as on a net.TCPConn.
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	if s.state&stClosed != 0 {
 		s.mu.Unlock()
-		return nil
+		return s.opErr("close", net.ErrClosed)
 	}
 	s.state |= stClosed | stFinQueued
 	if s.state&stRecvFin == 0 {
@@ -520,9 +527,12 @@ func (s *Stream) RemoteAddr() net.Addr {
 	return a
 }
 
-// SetDeadline sets both the read and the write deadline.
+// SetDeadline sets both the read and the write deadline. On a closed stream
+// it, SetReadDeadline and SetWriteDeadline fail with net.ErrClosed.
 func (s *Stream) SetDeadline(t time.Time) error {
-	s.SetReadDeadline(t)
+	if err := s.SetReadDeadline(t); err != nil {
+		return err
+	}
 	return s.SetWriteDeadline(t)
 }
 
@@ -531,6 +541,9 @@ func (s *Stream) SetDeadline(t time.Time) error {
 func (s *Stream) SetReadDeadline(t time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.state&stClosed != 0 {
+		return s.opErr("set", net.ErrClosed)
+	}
 	d := s.deadlines()
 	d.read = t
 	d.rtimer = s.arm(d.rtimer, t)
@@ -542,6 +555,9 @@ func (s *Stream) SetReadDeadline(t time.Time) error {
 func (s *Stream) SetWriteDeadline(t time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.state&stClosed != 0 {
+		return s.opErr("set", net.ErrClosed)
+	}
 	d := s.deadlines()
 	d.write = t
 	d.wtimer = s.arm(d.wtimer, t)
