@@ -857,9 +857,12 @@ func footprint(msg string, services []core.Service) int {
 
 // allocated is, from above, what the Go allocator takes for n bytes: up to
 // 32 KiB its size classes are at most an eighth (or 16 bytes) apart, and a
-// larger object takes whole 8 KiB pages.
+// larger object takes whole 8 KiB pages. Nothing takes nothing (a nil slice).
 func allocated(n int) int {
 	const page = 8 << 10
+	if n == 0 {
+		return 0
+	}
 	if n <= 32<<10 {
 		return n + n/8 + 16
 	}
