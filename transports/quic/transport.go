@@ -76,6 +76,10 @@ type Transport struct {
 	// stream has not arrived and been accepted within this time after its
 	// handshake is closed. Zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+
+	// Resolver looks up the host names given to Dial and Listen. Nil means
+	// net.DefaultResolver.
+	Resolver *net.Resolver
 }
 
 // New returns a Transport with nil TLS (see [Transport.TLS]) and default
@@ -85,9 +89,11 @@ func New() *Transport {
 }
 
 // Dial opens one link to addr ("host:port") on network "quic" (either IP
-// family, following the resolved address), "quic4" or "quic6". It returns a
-// *Link once the handshake has completed and the stream is open; it honours
-// ctx and never takes longer than HandshakeTimeout.
+// family), "quic4" or "quic6". A host name may resolve to several addresses:
+// as net.Dialer does, Dial tries them in turn, giving each an equal share of
+// the time left, and returns the first link that opens, or the first error.
+// It returns a *Link once the handshake has completed and the stream is open;
+// it honours ctx and never takes longer than HandshakeTimeout in all.
 //
 // The listener sees the link only once the first byte (or Close) arrives on
 // it, so the dialling side must write first; astranet core does, sending its
@@ -103,20 +109,43 @@ func (t *Transport) Dial(ctx context.Context, network, addr string) (net.Conn, e
 // dial is Dial that also returns the link's UDP socket, which tests close to
 // make the dialling side vanish.
 func (t *Transport) dial(ctx context.Context, network, addr string) (*Link, *net.UDPConn, error) {
-	opErr := func(raddr net.Addr, err error) error {
-		return &net.OpError{Op: "dial", Net: network, Addr: raddr, Err: err}
-	}
 	udpNet, err := udpNetwork(network)
 	if err != nil {
-		return nil, nil, opErr(nil, err)
+		return nil, nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.handshakeTimeout())
 	defer cancel()
 
-	raddr, err := resolveUDPAddr(ctx, udpNet, addr)
+	raddrs, err := t.resolveUDPAddrs(ctx, udpNet, addr)
 	if err != nil {
-		return nil, nil, opErr(nil, err)
+		return nil, nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
+	var first error
+	for i, raddr := range raddrs {
+		actx, acancel := ctx, context.CancelFunc(func() {})
+		if left := len(raddrs) - i; left > 1 {
+			if d, ok := ctx.Deadline(); ok {
+				actx, acancel = context.WithTimeout(ctx, time.Until(d)/time.Duration(left))
+			}
+		}
+		lk, udp, err := t.dialAddr(actx, udpNet, addr, raddr)
+		acancel()
+		if err == nil {
+			return lk, udp, nil
+		}
+		if first == nil {
+			first = &net.OpError{Op: "dial", Net: network, Addr: raddr, Err: err}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, nil, first
+}
+
+// dialAddr opens one link to raddr. addr, as given to Dial, names the server
+// for TLS.
+func (t *Transport) dialAddr(ctx context.Context, udpNet, addr string, raddr *net.UDPAddr) (*Link, *net.UDPConn, error) {
 	if udpNet == "udp" {
 		udpNet = "udp6"
 		if raddr.IP.To4() != nil {
@@ -125,12 +154,12 @@ func (t *Transport) dial(ctx context.Context, network, addr string) (*Link, *net
 	}
 	udp, err := net.ListenUDP(udpNet, nil)
 	if err != nil {
-		return nil, nil, opErr(raddr, err)
+		return nil, nil, err
 	}
 	qc, err := quicgo.Dial(ctx, udp, raddr, t.clientTLS(addr), t.quicConfig(false))
 	if err != nil {
 		udp.Close()
-		return nil, nil, opErr(raddr, err)
+		return nil, nil, err
 	}
 	// The socket belongs to this one connection: release it however the
 	// connection ends (Close, peer's close, idle timeout), and at the latest
@@ -141,7 +170,7 @@ func (t *Transport) dial(ctx context.Context, network, addr string) (*Link, *net
 	st, err := qc.OpenStreamSync(ctx)
 	if err != nil {
 		qc.CloseWithError(codeClosed, "")
-		return nil, nil, opErr(raddr, err)
+		return nil, nil, err
 	}
 	return newLink(qc, st, t.maxIdleTimeout(), release), udp, nil
 }
@@ -162,10 +191,11 @@ func (t *Transport) Listen(ctx context.Context, network, addr string) (net.Liste
 	if err != nil {
 		return nil, opErr(err)
 	}
-	laddr, err := resolveUDPAddr(ctx, udpNet, addr)
+	laddrs, err := t.resolveUDPAddrs(ctx, udpNet, addr)
 	if err != nil {
 		return nil, opErr(err)
 	}
+	laddr := laddrs[0] // as net.Listen: the first address
 	tlsConf, err := t.serverTLS()
 	if err != nil {
 		return nil, opErr(err)
@@ -197,25 +227,37 @@ func udpNetwork(network string) (string, error) {
 	return "", errUnknownNetwork
 }
 
-// resolveUDPAddr resolves addr with ctx, as net.ResolveUDPAddr does without.
-func resolveUDPAddr(ctx context.Context, udpNet, addr string) (*net.UDPAddr, error) {
+// resolveUDPAddrs resolves addr with ctx, as net.ResolveUDPAddr does without,
+// to every address of the host (at least one), in the resolver's order.
+func (t *Transport) resolveUDPAddrs(ctx context.Context, udpNet, addr string) ([]*net.UDPAddr, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
-	port, err := net.DefaultResolver.LookupPort(ctx, udpNet, portStr)
+	r := t.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	port, err := r.LookupPort(ctx, udpNet, portStr)
 	if err != nil {
 		return nil, err
 	}
 	if host == "" {
-		return &net.UDPAddr{Port: port}, nil
+		return []*net.UDPAddr{{Port: port}}, nil
 	}
 	ipNet := map[string]string{"udp": "ip", "udp4": "ip4", "udp6": "ip6"}[udpNet]
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, ipNet, host)
+	ips, err := r.LookupNetIP(ctx, ipNet, host)
 	if err != nil {
 		return nil, err
 	}
-	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(ips[0].Unmap(), uint16(port))), nil
+	if len(ips) == 0 {
+		return nil, &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true}
+	}
+	addrs := make([]*net.UDPAddr, len(ips))
+	for i, ip := range ips {
+		addrs[i] = net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), uint16(port)))
+	}
+	return addrs, nil
 }
 
 func (t *Transport) quicConfig(listening bool) *quicgo.Config {
