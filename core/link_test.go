@@ -206,6 +206,26 @@ func TestDialHonoursContext(t *testing.T) {
 	<-done
 }
 
+// TestDialCancelledContextOpensNothing: as net.Dialer, a dial whose context
+// is already done fails without reaching the far node: its listener must not
+// queue a stream that the dialler has given up on.
+func TestDialCancelledContextOpensNothing(t *testing.T) {
+	a, b, ln := linkedPair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 3 {
+		if _, err := a.Dial(ctx, Target{Node: b.ID(), Port: 7}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("dial with a cancelled context: %v, want context.Canceled", err)
+		}
+	}
+	// The link is ordered: an OPEN of the cancelled dials would be queued
+	// ahead of this one.
+	s, peer := openPair(t, a, b.ID(), ln)
+	if got, want := peer.RemoteAddr().(Addr).Port, s.LocalAddr().(Addr).Port; got != want {
+		t.Fatalf("the listener's first stream comes from port %d, a cancelled dial; want %d", got, want)
+	}
+}
+
 func TestHandshakeTimeout(t *testing.T) {
 	cfg := testConfig()
 	cfg.HandshakeTimeout = 100 * time.Millisecond

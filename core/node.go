@@ -851,6 +851,10 @@ func (n *Node) askNeighbours(ctx context.Context, t Target) (*Stream, error) {
 
 // open sends OPEN for t on l and waits for ACCEPT or RESET.
 func (n *Node) open(ctx context.Context, l *link, t Target) (*Stream, error) {
+	if err := ctx.Err(); err != nil {
+		// As net.Dialer: a dial already given up on reaches no listener.
+		return nil, err
+	}
 	cfg := &n.cfg
 	s := &Stream{
 		link:       l,
