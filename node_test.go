@@ -226,3 +226,29 @@ func TestFailedDialReturnsNilConn(t *testing.T) {
 		t.Fatalf("second bind of a port: listener %#v, err %v; want a nil listener and an error", l, err)
 	}
 }
+
+// TestCloseEndsDialWaitingForName: a dial by a name discovery does not know
+// waits for it, bounded only by its context; the node's Close must end it.
+func TestCloseEndsDialWaitingForName(t *testing.T) {
+	n := New()
+	defer n.Close()
+	n.ID() // start the engine
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.DialContext(context.Background(), "", "nobody")
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	n.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("dial on a closing node: %v, want %v", err, ErrClosed)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("dial still waiting for the name 3 s after Close")
+	}
+	if _, err := n.DialContext(context.Background(), "", "nobody"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("dial on a closed node: %v, want %v", err, ErrClosed)
+	}
+}

@@ -736,7 +736,8 @@ func (targetAddr) Network() string { return "astranet" }
 
 // Dial opens a stream to t. It returns once the far node has queued the
 // stream for its listener, or with an error wrapped in *net.OpError:
-// ErrRefused, ErrNoService, ErrNoRoute, or ctx's error.
+// ErrRefused, ErrNoService, ErrNoRoute, ErrClosed once the node closes, or
+// ctx's error.
 func (n *Node) Dial(ctx context.Context, t Target) (*Stream, error) {
 	s, err := n.dial(ctx, t)
 	if err != nil {
@@ -755,6 +756,9 @@ func (n *Node) dial(ctx context.Context, t Target) (*Stream, error) {
 	if err := checkServiceName(t.Service); err != nil {
 		return nil, err
 	}
+	if n.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
 	if t.Node == 0 && n.discovery != nil {
 		// Discovery knows the mesh: wait for the name to appear.
 		for {
@@ -767,6 +771,8 @@ func (n *Node) dial(ctx context.Context, t Target) (*Stream, error) {
 			case <-changed:
 			case <-ctx.Done():
 				return nil, fmt.Errorf("%w: %q did not appear (%w)", ErrNoService, t.Service, ctx.Err())
+			case <-n.ctx.Done():
+				return nil, ErrClosed
 			}
 		}
 	}
