@@ -55,7 +55,8 @@ type AstraNet interface {
 	Router() Multiplexer
 	New() Multiplexer
 
-	// HttpDial is Dial for http.Transport: it drops a ":80" port.
+	// HttpDial is Dial for http.Transport: it drops a ":80" port after a
+	// service name ("<node-id>:80" keeps it).
 	HttpDial(network, host string) (net.Conn, error)
 
 	// ID is the node's id.

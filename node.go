@@ -319,6 +319,9 @@ func (n *node) DialContext(ctx context.Context, network, hp string) (net.Conn, e
 }
 
 func (n *node) HttpDial(network, host string) (net.Conn, error) {
+	if _, err := core.ParseNodeID(strings.TrimSuffix(host, ":80")); err == nil {
+		return n.Dial("", host) // a node's port 80 is a port like any other
+	}
 	return n.Dial("", strings.TrimSuffix(host, ":80"))
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/astranet-go/astranet/core"
 )
 
 func TestTargetParsing(t *testing.T) {
@@ -250,5 +252,25 @@ func TestCloseEndsDialWaitingForName(t *testing.T) {
 	}
 	if _, err := n.DialContext(context.Background(), "", "nobody"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("dial on a closed node: %v, want %v", err, ErrClosed)
+	}
+}
+
+// TestHttpDialNodePort80: http.Transport hands HttpDial "<node-id>:80" for
+// http://<node-id>/; port 80 of that node is what it means, and a node id
+// without a port is not an address.
+func TestHttpDialNodePort80(t *testing.T) {
+	a, b := pair(t, "tcp4")
+	l, err := b.Bind("", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := a.HttpDial("tcp", b.ID().String()+":80")
+	if err != nil {
+		t.Fatalf("HttpDial to port 80 of a node: %v", err)
+	}
+	defer c.Close()
+	if got := c.RemoteAddr().(core.Addr); got.Node != b.ID() || got.Port != 80 {
+		t.Fatalf("HttpDial reached %v, want %v:80", got, b.ID())
 	}
 }
