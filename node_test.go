@@ -3,6 +3,7 @@ package astranet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/astranet-go/astranet/core"
+	"github.com/astranet-go/astranet/transports/pipe"
 )
 
 func TestTargetParsing(t *testing.T) {
@@ -272,5 +274,41 @@ func TestHttpDialNodePort80(t *testing.T) {
 	defer c.Close()
 	if got := c.RemoteAddr().(core.Addr); got.Node != b.ID() || got.Port != 80 {
 		t.Fatalf("HttpDial reached %v, want %v:80", got, b.ID())
+	}
+}
+
+// TestCloseDuringJoinDial: Close does not leave a Join waiting out its
+// transport's dial; here a pipe listener whose backlog is full holds it.
+func TestCloseDuringJoinDial(t *testing.T) {
+	tr := pipe.New()
+	name := fmt.Sprintf("full-%d", pipeSeq.Add(1))
+	ln, err := tr.Listen(context.Background(), "pipe", name) // never accepts
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for range 1000 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		c, err := tr.Dial(ctx, "pipe", name)
+		cancel()
+		if err != nil {
+			break // the backlog is full
+		}
+		defer c.Close()
+	}
+	n := New()
+	defer n.Close()
+	n.ID() // start the engine
+	joined := make(chan error, 1)
+	go func() { joined <- n.Join("pipe", name) }()
+	time.Sleep(100 * time.Millisecond)
+	n.Close()
+	select {
+	case err := <-joined:
+		if err == nil {
+			t.Fatal("Join succeeded on a closed node")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Join still dialling 2 s after Close")
 	}
 }

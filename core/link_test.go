@@ -247,6 +247,42 @@ func TestHandshakeTimeout(t *testing.T) {
 	}
 }
 
+// TestCloseDuringHandshake: Node.Close does not wait out the handshake
+// timeout of a peer that has connected and not greeted, inbound or
+// outbound (Join).
+func TestCloseDuringHandshake(t *testing.T) {
+	cfg := testConfig()
+	cfg.HandshakeTimeout = 10 * time.Second
+	a := newNode(t, cfg)
+	addr, _ := a.ListenAndServe("tcp", "127.0.0.1:0")
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts (in the kernel) and never greets
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	joined := make(chan error, 1)
+	go func() { joined <- a.Join(context.Background(), "tcp", silent.Addr().String()) }()
+	time.Sleep(100 * time.Millisecond) // both handshakes under way
+	start := time.Now()
+	a.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close took %v with a handshake under way (handshake timeout %v)", d, cfg.HandshakeTimeout)
+	}
+	select {
+	case err := <-joined:
+		if err == nil {
+			t.Fatal("Join succeeded on a closed node")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Join still in its handshake 2 s after Close")
+	}
+}
+
 // TestBadInput sends garbage of several kinds to a node. Each bad link closes
 // with an error that says what was wrong; the node keeps serving its other
 // link.

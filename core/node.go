@@ -280,6 +280,11 @@ func (n *Node) handshake(conn io.ReadWriter, network string, loopInitiator bool)
 	} else if closer != nil {
 		timer = time.AfterFunc(cfg.HandshakeTimeout, func() { closer.Close() })
 	}
+	if closer != nil {
+		// Close does not wait out a peer that is slow to greet.
+		stop := context.AfterFunc(n.ctx, func() { closer.Close() })
+		defer stop()
+	}
 	fail := func(err error) (*link, error) {
 		var perr *wire.ProtocolError
 		if errors.As(err, &perr) && hasDeadline && <-wrote == nil {
@@ -519,6 +524,8 @@ func (n *Node) dialToServe(ctx context.Context, network, addr string) (*link, Tr
 func (n *Node) dialLink(ctx context.Context, t Transport, network, addr string) (*link, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
 	defer cancel()
+	stop := context.AfterFunc(n.ctx, cancel) // Close ends the dial
+	defer stop()
 	conn, err := t.Dial(ctx, network, addr)
 	if err != nil {
 		return nil, err
