@@ -278,3 +278,19 @@ func TestCallsAfterCloseFail(t *testing.T) {
 		}
 	}
 }
+
+// A second Listener.Close fails with net.ErrClosed, as on a net.TCPListener.
+func TestListenerCloseTwice(t *testing.T) {
+	n := newNode(t, testConfig())
+	ln, err := n.Bind(7, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ln.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	var op *net.OpError
+	if err := ln.Close(); !errors.Is(err, net.ErrClosed) || !errors.As(err, &op) {
+		t.Fatalf("second Close: %v, want a *net.OpError wrapping net.ErrClosed", err)
+	}
+}

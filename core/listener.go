@@ -37,12 +37,13 @@ func (ln *Listener) AcceptStream() (*Stream, error) {
 func (ln *Listener) Addr() net.Addr { return ln.addr }
 
 // Close stops the listener. Streams waiting in its queue are refused, and
-// what they received is dropped.
+// what they received is dropped. A second Close fails with net.ErrClosed, as
+// on a net.TCPListener.
 func (ln *Listener) Close() error {
 	ln.mu.Lock()
 	if ln.closed {
 		ln.mu.Unlock()
-		return nil
+		return &net.OpError{Op: "close", Net: "astranet", Addr: ln.addr, Err: net.ErrClosed}
 	}
 	ln.closed = true
 	close(ln.done)
