@@ -312,3 +312,25 @@ func TestCloseDuringJoinDial(t *testing.T) {
 		t.Fatal("Join still dialling 2 s after Close")
 	}
 }
+
+// A dial by a name that does not appear before the deadline fails with
+// ErrNoService and, as a dial that times out waiting for ACCEPT, is a
+// net.Error whose Timeout is true, so that retry-on-timeout code treats the
+// two alike.
+func TestNameWaitTimeoutIsTimeout(t *testing.T) {
+	n := New()
+	defer n.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := n.DialContext(ctx, "", "nobody")
+	var ne net.Error
+	if !errors.Is(err, ErrNoService) || !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("dial by a name that never appears: %v; want ErrNoService and context.DeadlineExceeded, with Timeout() true", err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	cancel()
+	_, err = n.DialContext(ctx, "", "nobody")
+	if !errors.Is(err, ErrNoService) || !errors.Is(err, context.Canceled) || !errors.As(err, &ne) || ne.Timeout() {
+		t.Fatalf("dial by a name with a cancelled context: %v; want ErrNoService and context.Canceled, not a timeout", err)
+	}
+}

@@ -777,7 +777,7 @@ func (n *Node) dial(ctx context.Context, t Target) (*Stream, error) {
 			select {
 			case <-changed:
 			case <-ctx.Done():
-				return nil, fmt.Errorf("%w: %q did not appear (%w)", ErrNoService, t.Service, ctx.Err())
+				return nil, &nameWaitError{t.Service, ctx.Err()}
 			case <-n.ctx.Done():
 				return nil, ErrClosed
 			}
@@ -861,6 +861,22 @@ func (n *Node) askNeighbours(ctx context.Context, t Target) (*Stream, error) {
 	}
 	return nil, ErrNoService
 }
+
+// nameWaitError is ErrNoService for a name that did not appear before the
+// dial's context ended. As a dial that waits for ACCEPT, it is a timeout
+// (net.Error) when the context's deadline passed.
+type nameWaitError struct {
+	name string
+	err  error // the context's
+}
+
+func (e *nameWaitError) Error() string {
+	return fmt.Sprintf("%v: %q did not appear (%v)", ErrNoService, e.name, e.err)
+}
+
+func (e *nameWaitError) Unwrap() []error { return []error{ErrNoService, e.err} }
+
+func (e *nameWaitError) Timeout() bool { return errors.Is(e.err, context.DeadlineExceeded) }
 
 // open sends OPEN for t on l and waits for ACCEPT or RESET.
 func (n *Node) open(ctx context.Context, l *link, t Target) (*Stream, error) {
