@@ -222,3 +222,34 @@ func TestNodeServerHalfClose(t *testing.T) {
 		t.Fatal("the service did not finish reading within 10 s")
 	}
 }
+
+// TestNodeIdleTimeoutStalled: with -idle-timeout, a proxied connection whose
+// client stops reading (so that every byte stops, with the proxy blocked in
+// writes both ways rather than in reads) is closed after about that long.
+func TestNodeIdleTimeoutStalled(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	p := proxyNode(t, "-idle-timeout", idle.String())
+	c, err := net.Dial("tcp", p.echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The client writes to the echo and never reads its answer: the echo
+	// fills the way back, then stops reading, and the way there fills too.
+	// The echo service gives up after 10 s; the node should well before.
+	buf := make([]byte, 1<<20)
+	stop := time.Now().Add(6 * time.Second)
+	c.SetWriteDeadline(stop)
+	written := 0
+	for {
+		n, err := c.Write(buf)
+		written += n
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("after %d MiB the connection stalled and was still open %v later", written>>20, 6*time.Second)
+		}
+		if err != nil {
+			t.Logf("closed by the node after %d MiB: %v", written>>20, err)
+			return
+		}
+	}
+}

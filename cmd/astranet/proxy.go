@@ -60,8 +60,10 @@ func (p *proxyPair) pipeHalf(dst, src net.Conn) {
 	dst.Close()
 }
 
-// copy is io.Copy that, with an idle limit, reads under a deadline and goes
-// on past it while the other direction still moves bytes.
+// copy is io.Copy that, with an idle limit, reads and writes under a
+// deadline and goes on past it while the other direction still moves bytes.
+// Writes need the deadline too: when a peer stops reading, both directions
+// can end up blocked in Write, where a read deadline never fires.
 func (p *proxyPair) copy(dst, src net.Conn) error {
 	if p.idle <= 0 {
 		_, err := io.Copy(dst, src)
@@ -73,7 +75,7 @@ func (p *proxyPair) copy(dst, src net.Conn) error {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.touch()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if werr := p.write(dst, buf[:n]); werr != nil {
 				return werr
 			}
 		}
@@ -87,4 +89,24 @@ func (p *proxyPair) copy(dst, src net.Conn) error {
 			return err
 		}
 	}
+}
+
+// write writes all of b to dst under the idle limit, going on past a
+// deadline while some byte moves either way.
+func (p *proxyPair) write(dst net.Conn, b []byte) error {
+	for len(b) > 0 {
+		dst.SetWriteDeadline(time.Now().Add(p.idle))
+		n, err := dst.Write(b)
+		b = b[n:]
+		if n > 0 {
+			p.touch()
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded) && !p.quiet():
+		default:
+			return err
+		}
+	}
+	return nil
 }
