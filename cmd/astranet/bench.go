@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/astranet-go/astranet"
@@ -163,8 +164,9 @@ func bench(ctx context.Context, sizes benchSizes, stdout, stderr io.Writer, log 
 // goroutine of wg (the application's, not the library's), and returns
 // Accept's error. With max > 0, at most max handlers run at once: while max
 // are running it accepts no more, and further connections wait in the
-// listener's backlog.
-func acceptEach(l net.Listener, wg *sync.WaitGroup, max int, handle func(net.Conn)) error {
+// listener's backlog. Running out of file descriptors does not end it: it
+// logs that to log and waits for connections to end and free some.
+func acceptEach(l net.Listener, wg *sync.WaitGroup, max int, log hclog.Logger, handle func(net.Conn)) error {
 	var slots chan struct{}
 	if max > 0 {
 		slots = make(chan struct{}, max)
@@ -173,7 +175,7 @@ func acceptEach(l net.Listener, wg *sync.WaitGroup, max int, handle func(net.Con
 		if slots != nil {
 			slots <- struct{}{} // freed when a handler returns
 		}
-		c, err := l.Accept()
+		c, err := accept(l, log)
 		if err != nil {
 			return err
 		}
@@ -186,12 +188,28 @@ func acceptEach(l net.Listener, wg *sync.WaitGroup, max int, handle func(net.Con
 	}
 }
 
+// accept is l.Accept, except that while the process has no file descriptor
+// left it retries, as net/http's Server does, pausing longer each time up to
+// a second: they come back as connections end.
+func accept(l net.Listener, log hclog.Logger) (net.Conn, error) {
+	pause := 5 * time.Millisecond
+	for {
+		c, err := l.Accept()
+		if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) {
+			return c, err
+		}
+		log.Warn("accept: out of file descriptors; retrying", "addr", l.Addr(), "error", err, "pause", pause)
+		time.Sleep(pause)
+		pause = min(2*pause, time.Second)
+	}
+}
+
 // serve runs handle on every connection l accepts, in a goroutine each,
 // until l is closed; the returned func closes l and waits for the handlers.
 func serve(l net.Listener, handle func(net.Conn)) (stop func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		acceptEach(l, &wg, 0, func(c net.Conn) {
+		acceptEach(l, &wg, 0, hclog.NewNullLogger(), func(c net.Conn) {
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(workloadTimeout))
 			handle(c)

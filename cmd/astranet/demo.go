@@ -134,7 +134,7 @@ func waitLinked(ctx context.Context, a, b astranet.AstraNet) error {
 // serveEcho echoes every stream l accepts until l is closed. Each stream
 // being echoed has a goroutine of this application; the library has none.
 func serveEcho(l net.Listener, wg *sync.WaitGroup) {
-	acceptEach(l, wg, 0, func(c net.Conn) {
+	acceptEach(l, wg, 0, hclog.NewNullLogger(), func(c net.Conn) {
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(streamTimeout))
 		io.Copy(c, c)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,7 +16,16 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// cmdArgsEnv, when set, makes this test binary the command itself, run with
+// the arguments it holds: for tests that need the command as a process.
+const cmdArgsEnv = "ASTRANET_TEST_CMD_ARGS"
+
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(cmdArgsEnv); ok {
+		os.Exit(run(strings.Fields(args), os.Stdout, os.Stderr))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // syncBuffer is a bytes.Buffer that a command may write while a test reads.
 type syncBuffer struct {

@@ -205,7 +205,7 @@ func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
 func (r *nodeRunner) serve(l net.Listener, max int, handle func(net.Conn)) {
 	r.listeners = append(r.listeners, l)
 	r.wg.Go(func() {
-		err := acceptEach(l, &r.wg, max, handle)
+		err := acceptEach(l, &r.wg, max, r.log, handle)
 		if !errors.Is(err, net.ErrClosed) && !errors.Is(err, astranet.ErrClosed) {
 			r.log.Error("listener stopped", "addr", l.Addr(), "error", err)
 		}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/astranet-go/astranet"
+	"golang.org/x/sys/unix"
+)
+
+// TestNodeForwardOutOfFiles runs "node" as a process with few file
+// descriptors: a -forward that runs out of them while accepting must go on
+// accepting once connections end and free some, as net/http's Server does.
+func TestNodeForwardOutOfFiles(t *testing.T) {
+	peer := astranet.New()
+	var handlers sync.WaitGroup
+	defer handlers.Wait()
+	defer peer.Close()
+	addr, err := peer.(listenAddrer).ListenAddr("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := peer.Bind("", "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	handlers.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			handlers.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				io.Copy(c, c)
+			})
+		}
+	})
+
+	var out, errs syncBuffer
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), cmdArgsEnv+"=node -join tcp4://"+addr.String()+" -forward 127.0.0.1:0=echo")
+	cmd.Stdout, cmd.Stderr = &out, &errs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("node: %v\n%s", err, errs.String())
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			t.Errorf("node did not stop within 10 s of SIGTERM")
+		}
+	}()
+	forward := out.waitFor(t, `forwarding tcp://(\S+) -> service "echo"`)
+	out.waitFor(t, `running;`)
+	echo := func(msg string) error {
+		c, err := net.DialTimeout("tcp", forward, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		got, err := echoBack(c, msg, 5*time.Second)
+		if err == nil && got != msg {
+			t.Fatalf("echo: got %q, want %q", got, msg)
+		}
+		return err
+	}
+	if err := echo("warm"); err != nil {
+		t.Fatalf("first echo through the node: %v\n%s", err, errs.String())
+	}
+
+	// Leave the node three descriptors more than it holds, then connect more
+	// clients than that.
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := uint64(len(fds) + 3)
+	if err := unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var clients []net.Conn
+	for range 10 {
+		c, err := net.DialTimeout("tcp", forward, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	errs.waitFor(t, `too many open files`)
+	for _, c := range clients {
+		c.Close()
+	}
+
+	// The clients are gone and their descriptors free: the forward works.
+	if err := echo("after"); err != nil {
+		t.Fatalf("echo through the node once descriptors are free again: %v\n%s", err, errs.String())
+	}
+}
