@@ -74,6 +74,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		r.wait(ctx, *statusEvery)
 	}
+	// Ending ctx ends the proxies, some of which the node's Close would not
+	// (one waiting on its local side alone); and from here a second signal
+	// kills the process as usual.
+	stop()
 	r.stop()
 	if err != nil {
 		fmt.Fprintf(stderr, "astranet node: %v\n", err)
@@ -167,7 +171,7 @@ func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
 				c.Close()
 				return
 			}
-			proxy(c, t, cfg.idle)
+			proxy(ctx, c, t, cfg.idle)
 		})
 		fmt.Fprintf(r.out, "exposing service %q -> tcp://%s\n", name, target)
 	}
@@ -184,7 +188,7 @@ func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
 				c.Close()
 				return
 			}
-			proxy(c, s, cfg.idle)
+			proxy(ctx, c, s, cfg.idle)
 		})
 		fmt.Fprintf(r.out, "forwarding tcp://%s -> service %q\n", l.Addr(), name)
 	}
@@ -245,8 +249,8 @@ func (r *nodeRunner) printStatus() {
 	}
 }
 
-// stop closes the listeners and the node, which ends every stream and so
-// every proxy, then waits for them.
+// stop closes the listeners and the node, then waits for the accept loops
+// and the proxies, which end with the context start was given.
 func (r *nodeRunner) stop() {
 	for _, l := range r.listeners {
 		l.Close()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -15,8 +16,13 @@ type closeWriter interface{ CloseWrite() error }
 
 // proxy copies bytes both ways between a and b until both directions have
 // ended, passing each end's half-close on to the other, then closes both.
-// With idle > 0 it also ends when no byte has moved either way for idle.
-func proxy(a, b net.Conn, idle time.Duration) {
+// With idle > 0 it also ends when no byte has moved either way for idle. It
+// ends, closing both, when ctx ends.
+func proxy(ctx context.Context, a, b net.Conn, idle time.Duration) {
+	defer context.AfterFunc(ctx, func() {
+		a.Close()
+		b.Close()
+	})()
 	p := &proxyPair{idle: idle}
 	p.touch()
 	done := make(chan struct{})
