@@ -53,9 +53,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // runContext is run with a context whose end stops a running node.
 func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
+	switch {
+	case len(args) == 0:
 		usage(stderr)
 		return 2
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help":
+		return runHelp(ctx, nil, stdout, stderr)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {

@@ -67,6 +67,8 @@ func TestUsage(t *testing.T) {
 	}{
 		{nil, 2, "Commands:"},
 		{[]string{"help"}, 0, "Commands:"},
+		{[]string{"-h"}, 0, "Commands:"},
+		{[]string{"--help"}, 0, "Commands:"},
 		{[]string{"help", "demo"}, 0, "-streams"},
 		{[]string{"help", "nope"}, 2, `unknown command "nope"`},
 		{[]string{"nope"}, 2, `unknown command "nope"`},
@@ -82,7 +84,8 @@ func TestUsage(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out bytes.Buffer
-			if code := run(tc.args, &out, &out); code != tc.code || !strings.Contains(out.String(), tc.want) {
+			if code := run(tc.args, &out, &out); code != tc.code || !strings.Contains(out.String(), tc.want) ||
+				code == 0 && strings.Contains(out.String(), "unknown command") {
 				t.Errorf("exit %d, want %d; want %q in:\n%s", code, tc.code, tc.want, out.String())
 			}
 		})
