@@ -253,3 +253,63 @@ func TestNodeIdleTimeoutStalled(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeExposeBacklog: with -max-conns 1, an -expose queues further
+// streams in its listener's backlog (1,024) while one is proxied, and
+// refuses the one after with ErrBacklog, as its usage says.
+func TestNodeExposeBacklog(t *testing.T) {
+	local, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var server sync.WaitGroup
+	defer server.Wait()
+	defer close(release)
+	defer local.Close()
+	server.Go(func() { // holds the one proxied connection open
+		c, err := local.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		<-release
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errs syncBuffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- runContext(ctx, []string{"node", "-listen", "tcp4://127.0.0.1:0",
+			"-expose", "held=" + local.Addr().String(), "-max-conns", "1"}, &out, &errs)
+	}()
+	defer func() {
+		cancel()
+		<-exited
+	}()
+	listen := out.waitFor(t, `listening on tcp4://(\S+)`)
+	out.waitFor(t, `running;`)
+	peer := astranet.New()
+	defer peer.Close()
+	if err := peer.Join("tcp4", listen); err != nil {
+		t.Fatal(err)
+	}
+	var streams []net.Conn
+	defer func() {
+		for _, s := range streams {
+			s.Close()
+		}
+	}()
+	const backlog = 1024 // core.DefaultConfig().Backlog
+	for i := range 1 + backlog + 1 {
+		s, err := peer.DialTimeout("", "held", 5*time.Second)
+		switch {
+		case i <= backlog && err != nil:
+			t.Fatalf("stream %d: %v", i, err)
+		case i > backlog && !errors.Is(err, astranet.ErrBacklog):
+			t.Fatalf("stream %d past the backlog: %v, want ErrBacklog", i, err)
+		}
+		if s != nil {
+			streams = append(streams, s)
+		}
+	}
+}

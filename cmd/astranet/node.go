@@ -34,7 +34,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&exposes, "expose", "bind a service and proxy each stream to it to a local TCP address: `name=host:port` (repeatable)")
 	fs.Var(&forwards, "forward", "listen on a local TCP address and proxy each connection to a service: `host:port=name` (repeatable)")
 	statusEvery := fs.Duration("status-interval", 0, "print routes (links) and services this often; 0 never")
-	maxConns := fs.Int("max-conns", 1024, "the most connections each -expose or -forward proxies at once; more wait until one ends")
+	maxConns := fs.Int("max-conns", 1024, "the most connections each -expose or -forward proxies at once; more wait in the listener's backlog\n(an -expose's holds 1024 streams, then refuses) until one ends")
 	idleTimeout := fs.Duration("idle-timeout", 0, "close a proxied connection after this long with no bytes either way; 0 never")
 	discoveryPlugin := fs.String("discovery-plugin", "", "run discovery in the plugin binary at `path` instead of the embedded mesh discovery")
 	routingPlugin := fs.String("routing-plugin", "", "run routing in the plugin binary at `path` instead of the embedded distance-vector routing")
