@@ -34,10 +34,12 @@ func newTestDiscovery(t testing.TB, prefix string) *etcdDiscovery {
 }
 
 func TestConformance(t *testing.T) {
+	needEtcd(t)
 	sdktest.Discovery(t, func() core.Discovery { return newTestDiscovery(t, newPrefix()) })
 }
 
 func TestConformanceOverGRPC(t *testing.T) {
+	needEtcd(t)
 	sdktest.Discovery(t, func() core.Discovery {
 		g, err := sdktest.OverGRPC(newTestDiscovery(t, newPrefix()), sdk.ClientConfig{})
 		if err != nil {
@@ -48,6 +50,7 @@ func TestConformanceOverGRPC(t *testing.T) {
 }
 
 func TestConformanceSubprocess(t *testing.T) {
+	needEtcd(t)
 	sdktest.Discovery(t, func() core.Discovery {
 		return loadPlugin(t, newPrefix())
 	})
@@ -89,6 +92,7 @@ func waitUntil(t testing.TB, what string, d time.Duration, ok func() bool) {
 // services through etcd, each through its own plugin process; a node that
 // closes takes its services with it.
 func TestNodesWithoutALink(t *testing.T) {
+	needEtcd(t)
 	prefix := newPrefix()
 	quiet := core.DefaultConfig()
 	quiet.Logger = hclog.NewNullLogger()
@@ -131,6 +135,7 @@ func TestNodesWithoutALink(t *testing.T) {
 // away makes the plugin reset the host's view and send a fresh snapshot,
 // which holds what changed meanwhile.
 func TestCompaction(t *testing.T) {
+	needEtcd(t)
 	prefix := newPrefix()
 	impl := newTestDiscovery(t, prefix)
 	g, err := sdktest.OverGRPC(impl, sdk.ClientConfig{})
@@ -204,6 +209,7 @@ func TestCompaction(t *testing.T) {
 // TestGarbageValues: keys under the prefix that another writer filled with
 // garbage are skipped, not fatal.
 func TestGarbageValues(t *testing.T) {
+	needEtcd(t)
 	prefix := newPrefix()
 	cli, ctx := testClient(t)
 	for _, v := range []string{"", "{", `{"name":"x","node":"nothex","port":1}`, strings.Repeat("x", maxValueBytes+1)} {
@@ -228,6 +234,7 @@ func TestGarbageValues(t *testing.T) {
 }
 
 func TestConfigure(t *testing.T) {
+	needEtcd(t)
 	for _, opts := range []map[string]string{
 		{},
 		{"endpoints": "x", "prefix": "nope"},
@@ -257,6 +264,7 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 // granted and waits longer before the next, rather than granting leases as
 // fast as etcd answers.
 func TestKeepAliveHaltedBacksOff(t *testing.T) {
+	needEtcd(t)
 	failed := &lineCounter{phrase: "keepalive failed"}
 	e := newTestDiscovery(t, newPrefix())
 	e.log = hclog.New(&hclog.LoggerOptions{Output: failed, Level: hclog.Warn})
@@ -312,6 +320,7 @@ func TestKeepAliveHaltedBacksOff(t *testing.T) {
 // TestStartAfterClose: a discovery closed before it started refuses to
 // start, and so starts nothing that its Close would not stop.
 func TestStartAfterClose(t *testing.T) {
+	needEtcd(t)
 	e := newTestDiscovery(t, newPrefix())
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
