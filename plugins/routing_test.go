@@ -80,3 +80,85 @@ func TestRestartedRoutingPluginLearnsLinks(t *testing.T) {
 		return routeTo(late.Peer) && routeTo(first.Peer)
 	})
 }
+
+// TestDroppedLinkDownDoesNotResurrectLink: a link that came up and went down
+// while the routing plugin was not keeping up (its LinkUp still queued, its
+// LinkDown dropped for a full queue) is not left in the plugin once the
+// session is re-opened: the queued LinkUp must not follow the restated links.
+func TestDroppedLinkDownDoesNotResurrectLink(t *testing.T) {
+	cfg := plugins.DefaultConfig(policyPlugin)
+	cfg.Options = map[string]string{"interval": "20ms"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := plugins.LoadRouting(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	var mu sync.Mutex
+	var table []core.Route
+	routeTo := func(dst core.NodeID) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.ContainsFunc(table, func(x core.Route) bool { return x.Dst == dst })
+	}
+	mesh := sdktest.NewMesh()
+	first := core.LinkInfo{ID: 1, Peer: 0xa1, Network: "pipe"}
+	mesh.AddLink(first)
+	if err := r.Start(mesh, func(rs []core.Route) { mu.Lock(); table = rs; mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the route to the first neighbour", 5*time.Second, func() bool { return routeTo(first.Peer) })
+
+	// Freeze the plugin and fill the gRPC windows, so that what follows
+	// stays in the host's queue.
+	pid := r.Pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	big := make([]byte, 16<<10)
+	for range 1024 {
+		r.HandleControl(first, big)
+	}
+	flap := core.LinkInfo{ID: 2, Peer: 0xb2, Network: "pipe"}
+	mesh.AddLink(flap)
+	r.LinkUp(flap)
+	for i := 0; r.Dropped() == 0; i++ {
+		if i > 10000 {
+			t.Fatal("the routing queue never filled")
+		}
+		r.HandleControl(first, nil)
+	}
+	mesh.RemoveLink(flap.ID)
+	dropped := r.Dropped()
+	r.LinkDown(flap)
+	if r.Dropped() == dropped {
+		t.Fatal("the LinkDown was not dropped")
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	var ghosts uint64
+
+	// A link that is not in the mesh reaches the plugin only as an event
+	// through the queue: once the plugin routes to one, it has seen all that
+	// was queued before it.
+	waitUntil(t, "an event queued after the drops to reach the plugin", 10*time.Second, func() bool {
+		for id := uint64(100); id < 100+ghosts; id++ {
+			if routeTo(core.NodeID(id)) {
+				return true
+			}
+		}
+		if ghosts < 200 {
+			r.LinkUp(core.LinkInfo{ID: 100 + ghosts, Peer: core.NodeID(100 + ghosts), Network: "pipe"})
+			ghosts++
+		}
+		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	if routeTo(flap.Peer) {
+		t.Fatal("the plugin routes over a link that went down")
+	}
+}

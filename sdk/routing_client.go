@@ -107,8 +107,9 @@ func (c *RoutingClient) sessions(m core.Mesh, publish func([]core.Route)) {
 	}
 }
 
-// session runs one Session. It begins by restating the links, every time:
-// events queued for a broken session may be lost, and on the first session
+// session runs one Session. It begins by restating the links, every time, in
+// place of the events queued until then: events for a broken session may be
+// lost (or dropped for a full queue, which ends it), and on the first session
 // of a plugin process the host may have dropped link events while the
 // process was being configured (it lists the links in Configure, but is not
 // yet sent events). The plugin drops the links gone when the session opens.
@@ -123,6 +124,18 @@ func (c *RoutingClient) session(m core.Mesh, publish func([]core.Route), b *back
 	sendDone := make(chan struct{})
 	go func() {
 		defer close(sendDone)
+		// The links listed below supersede the events queued before: a
+		// LinkUp left there must not follow a list that lacks the link (its
+		// LinkDown may be the event whose drop ended the last session).
+		// Routing messages go with them; they repair themselves.
+	drain:
+		for {
+			select {
+			case <-c.inputs:
+			default:
+				break drain
+			}
+		}
 		for _, l := range m.Links() {
 			if stream.Send(&pluginv1.RoutingInput{Event: &pluginv1.RoutingInput_LinkUp{LinkUp: toPBLink(l)}}) != nil {
 				return
