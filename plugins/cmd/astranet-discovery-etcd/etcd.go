@@ -72,6 +72,7 @@ type etcdDiscovery struct {
 	publish func([]core.Service)
 	want    map[serviceKey]core.Service // the node's registrations
 	have    map[serviceKey]core.Service // written under the current lease
+	lost    map[serviceKey]bool         // of the node's keys, those the watch saw deleted
 	lease   clientv3.LeaseID
 	view    map[string]core.Service // etcd key -> service
 	closed  bool
@@ -79,7 +80,7 @@ type etcdDiscovery struct {
 
 func newEtcdDiscovery(log hclog.Logger) *etcdDiscovery {
 	return &etcdDiscovery{log: log, prefix: defaultPrefix, ttl: defaultTTL, dialTimeout: defaultDialTimeout,
-		want: make(map[serviceKey]core.Service), have: make(map[serviceKey]core.Service),
+		want: make(map[serviceKey]core.Service), have: make(map[serviceKey]core.Service), lost: make(map[serviceKey]bool),
 		view: make(map[string]core.Service), kick: make(chan struct{}, 1), rewatch: make(chan int64)}
 }
 
@@ -256,6 +257,13 @@ func (e *etcdDiscovery) syncLoop() {
 func (e *etcdDiscovery) syncOnce() bool {
 	e.mu.Lock()
 	lease, want, have := e.lease, maps.Clone(e.want), maps.Clone(e.have)
+	if lease != 0 {
+		// Keys deleted behind the node's back are written again.
+		for k := range e.lost {
+			delete(have, k)
+		}
+		clear(e.lost)
+	}
 	e.mu.Unlock()
 	if lease == 0 {
 		return true // the next lease brings a sync
@@ -393,10 +401,19 @@ func (e *etcdDiscovery) follow(rev int64) (int64, error) {
 			return rev, err
 		}
 		if len(resp.Events) > 0 {
+			lost := false
 			e.mu.Lock()
 			for _, ev := range resp.Events {
 				k := string(ev.Kv.Key)
 				if ev.Type == clientv3.EventTypeDelete {
+					// One of the node's own keys, deleted by another
+					// client (or with a lost lease): the sync writes it
+					// again while the node has the service.
+					if s, ok := e.view[k]; ok && k == e.key(s) {
+						if _, mine := e.want[keyOf(s)]; mine {
+							e.lost[keyOf(s)], lost = true, true
+						}
+					}
 					delete(e.view, k)
 				} else if s, ok := e.parse(ev.Kv.Key, ev.Kv.Value); ok {
 					e.view[k] = s
@@ -406,6 +423,9 @@ func (e *etcdDiscovery) follow(rev int64) (int64, error) {
 			}
 			e.publishLocked()
 			e.mu.Unlock()
+			if lost {
+				e.nudge()
+			}
 		}
 		rev = max(rev, resp.Header.Revision)
 	}

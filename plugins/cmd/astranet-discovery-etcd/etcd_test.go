@@ -343,3 +343,43 @@ func testClient(t *testing.T) (*clientv3.Client, context.Context) {
 	t.Cleanup(cancel)
 	return cli, ctx
 }
+
+// TestOwnKeyDeletedIsRestored: a key of the node's own that another client
+// deletes (an operator cleaning the prefix, say) is written again while the
+// node still has the service, rather than leaving it undiscoverable until
+// the lease happens to be lost.
+func TestOwnKeyDeletedIsRestored(t *testing.T) {
+	needEtcd(t)
+	prefix := newPrefix()
+	e := newTestDiscovery(t, prefix)
+	var mu sync.Mutex
+	var view []core.Service
+	mesh := sdktest.NewMesh()
+	if err := e.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	s := core.Service{Name: "mine", Node: mesh.ID(), Port: 4}
+	if err := e.Register(s); err != nil {
+		t.Fatal(err)
+	}
+	has := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(view) == 1 && view[0].Name == "mine"
+	}
+	waitUntil(t, "the service", 5*time.Second, has)
+
+	cli, ctx := testClient(t)
+	if _, err := cli.Delete(ctx, prefix, clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the key to be written again, under the node's lease", 5*time.Second, func() bool {
+		resp, err := cli.Get(ctx, e.key(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.Kvs) == 1 && resp.Kvs[0].Lease != 0
+	})
+	waitUntil(t, "the service in the view", 5*time.Second, has)
+}
