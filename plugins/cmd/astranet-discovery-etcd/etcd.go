@@ -30,6 +30,11 @@ const (
 	maxValueBytes      = 64 << 10
 	minBackoff         = 50 * time.Millisecond
 	maxBackoff         = 5 * time.Second
+	// revisionCheck is how often a watch asks etcd for its revision: a
+	// store that went back (restored from a backup, or replaced by a new
+	// cluster) never answers a watch from a revision it has not reached,
+	// and the client's watch resumes on it without a word.
+	revisionCheck = 5 * time.Second
 )
 
 // record is the JSON value of one service key.
@@ -67,6 +72,8 @@ type etcdDiscovery struct {
 	// rewatch, in tests, makes the watch start again from an older revision,
 	// as one resuming after a long disconnection would.
 	rewatch chan int64
+	// revisionCheck is the constant of that name; tests shorten it.
+	revisionCheck time.Duration
 
 	mu      sync.Mutex
 	publish func([]core.Service)
@@ -81,7 +88,8 @@ type etcdDiscovery struct {
 func newEtcdDiscovery(log hclog.Logger) *etcdDiscovery {
 	return &etcdDiscovery{log: log, prefix: defaultPrefix, ttl: defaultTTL, dialTimeout: defaultDialTimeout,
 		want: make(map[serviceKey]core.Service), have: make(map[serviceKey]core.Service), lost: make(map[serviceKey]bool),
-		view: make(map[string]core.Service), kick: make(chan struct{}, 1), rewatch: make(chan int64)}
+		view: make(map[string]core.Service), kick: make(chan struct{}, 1), rewatch: make(chan int64),
+		revisionCheck: revisionCheck}
 }
 
 // Configure takes the options the package doc lists; those absent keep
@@ -335,10 +343,10 @@ func (e *etcdDiscovery) watchLoop() {
 		switch {
 		case e.ctx.Err() != nil:
 			return
-		case errors.Is(err, errCompacted):
-			e.log.Info("etcd compacted past the watch; resetting the view", "revision", rev)
+		case errors.Is(err, errCompacted), errors.Is(err, errWentBack):
+			e.log.Info("etcd watch cannot resume; resetting the view", "revision", rev, "error", err)
 			if r, ok := e.mesh.(sdk.Resetter); ok {
-				r.ResetView(fmt.Sprintf("etcd compacted past revision %d", rev))
+				r.ResetView(fmt.Sprintf("etcd at revision %d: %v", rev, err))
 			}
 			rev = 0
 			continue
@@ -354,7 +362,10 @@ func (e *etcdDiscovery) watchLoop() {
 	}
 }
 
-var errCompacted = errors.New("compacted")
+var (
+	errCompacted = errors.New("compacted")
+	errWentBack  = errors.New("etcd's revision went back")
+)
 
 // snapshot reads every key under the prefix and publishes them.
 func (e *etcdDiscovery) snapshot() (int64, error) {
@@ -383,12 +394,19 @@ func (e *etcdDiscovery) follow(rev int64) (int64, error) {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(e.ctx))
 	defer cancel()
 	wch := e.cli.Watch(ctx, e.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+	check := time.NewTicker(e.revisionCheck)
+	defer check.Stop()
 	for {
 		var resp clientv3.WatchResponse
 		var ok bool
 		select {
 		case old := <-e.rewatch:
 			return old, errors.New("rewatch asked")
+		case <-check.C:
+			if now, err := e.revision(); err == nil && now < rev {
+				return rev, fmt.Errorf("%w to %d", errWentBack, now)
+			}
+			continue
 		case resp, ok = <-wch:
 		}
 		if !ok {
@@ -429,6 +447,17 @@ func (e *etcdDiscovery) follow(rev int64) (int64, error) {
 		}
 		rev = max(rev, resp.Header.Revision)
 	}
+}
+
+// revision asks etcd for its current revision.
+func (e *etcdDiscovery) revision() (int64, error) {
+	ctx, cancel := context.WithTimeout(e.ctx, callTimeout)
+	defer cancel()
+	resp, err := e.cli.Get(ctx, e.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return resp.Header.Revision, nil
 }
 
 // parse reads one key's value; another writer's garbage is skipped.

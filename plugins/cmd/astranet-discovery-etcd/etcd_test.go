@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -382,4 +383,78 @@ func TestOwnKeyDeletedIsRestored(t *testing.T) {
 		return len(resp.Kvs) == 1 && resp.Kvs[0].Lease != 0
 	})
 	waitUntil(t, "the service in the view", 5*time.Second, has)
+}
+
+// TestEtcdReplaced: when etcd comes back with a lower revision (a cluster
+// restored from an older backup, or replaced by a new one), the plugin
+// resets its view from a fresh snapshot; a watch resumed from its old
+// revision would never see a change until the new store caught up.
+func TestEtcdReplaced(t *testing.T) {
+	needEtcd(t)
+	cport, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pport, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, err := runEtcd(etcdBin, t.TempDir(), cport, pport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stop() }()
+	endpoint := "127.0.0.1:" + fmt.Sprint(cport)
+	prefix := newPrefix()
+	e := newEtcdDiscovery(hclog.NewNullLogger())
+	if err := e.Configure(map[string]string{"endpoints": endpoint, "prefix": prefix, "ttl": "2", "dial_timeout": "1s"}); err != nil {
+		t.Fatal(err)
+	}
+	e.revisionCheck = 100 * time.Millisecond
+	g, err := sdktest.OverGRPC(e, sdk.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var mu sync.Mutex
+	var view []core.Service
+	mesh := sdktest.NewMesh()
+	if err := g.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	has := func(name string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.ContainsFunc(view, func(s core.Service) bool { return s.Name == name })
+	}
+	if err := g.Register(core.Service{Name: "mine", Node: mesh.ID(), Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(name string, port int) {
+		t.Helper()
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		other := core.NodeID(0xfeed)
+		val := fmt.Sprintf(`{"name":%q,"node":%q,"port":%d}`, name, other.String(), port)
+		if _, err := cli.Put(ctx, fmt.Sprintf("%s%s/%s/%d", prefix, name, other, port), val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 50 { // a revision the new store will not reach soon
+		put("old", 100+i)
+	}
+	waitUntil(t, "the first store's services", 5*time.Second, func() bool { return has("mine") && has("old") })
+
+	stop()
+	stop, err = runEtcd(etcdBin, t.TempDir(), cport, pport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put("new", 200)
+	waitUntil(t, "the new store's services", 10*time.Second, func() bool { return has("new") && has("mine") && !has("old") })
 }

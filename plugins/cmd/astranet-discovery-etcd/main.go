@@ -11,8 +11,10 @@
 // whose value is JSON: name, node, port, metadata and the node's listen
 // addresses, which the host passes in the "addrs" option and which appear in
 // the published metadata under "addrs". The plugin watches the prefix from
-// the revision of its snapshot; when etcd has compacted past that revision
-// it tells the host to reset its view and sends a fresh snapshot.
+// the revision of its snapshot; when etcd has compacted past that revision,
+// or its revision went back (restored from an older backup, or replaced),
+// it tells the host to reset its view and sends a fresh snapshot. A key of
+// the node's own that another client deletes is written again.
 //
 // Options (plugins.Config.Options): "endpoints" (comma-separated, required),
 // "prefix" (default /astranet/services/), "ttl" (lease seconds, default 10),

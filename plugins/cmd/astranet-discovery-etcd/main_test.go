@@ -24,6 +24,7 @@ import (
 // CI (.ci/run) sets it: then they fail.
 var (
 	etcdEndpoint string
+	etcdBin      string
 	pluginBin    string
 	noEtcd       string // why the tests that need etcd skip; "" if they run
 )
@@ -42,6 +43,7 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	etcdPath, err := exec.LookPath("etcd")
+	etcdBin = etcdPath
 	if err != nil {
 		const why = "these tests need an etcd server binary on PATH: " +
 			"install Debian's etcd-server package (apt-get install -y etcd-server)"
@@ -100,6 +102,16 @@ func startEtcd(bin, dir string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	stop, err := runEtcd(bin, dir, cport, pport)
+	if err == nil {
+		etcdEndpoint = "127.0.0.1:" + strconv.Itoa(cport)
+	}
+	return stop, err
+}
+
+// runEtcd runs a one-member etcd with its data in dir, on the given client
+// and peer ports, and waits until it answers.
+func runEtcd(bin, dir string, cport, pport int) (func(), error) {
 	client := "http://127.0.0.1:" + strconv.Itoa(cport)
 	peer := "http://127.0.0.1:" + strconv.Itoa(pport)
 	cmd := exec.Command(bin,
@@ -127,8 +139,7 @@ func startEtcd(bin, dir string) (func(), error) {
 		}
 		logf.Close()
 	}
-	etcdEndpoint = "127.0.0.1:" + strconv.Itoa(cport)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"127.0.0.1:" + strconv.Itoa(cport)}, DialTimeout: time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		stop()
 		return nil, err
