@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/astranet-go/astranet/sdk"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -39,7 +40,8 @@ type Config struct {
 	// start's. Default 3 s.
 	KillTimeout time.Duration
 	// ProgressInterval is how often a quiet discovery plugin must say so; one
-	// silent for three intervals is deemed hung and restarted. Default 5 s.
+	// silent for three intervals is deemed hung and restarted. Default 5 s,
+	// at least sdk.MinProgressInterval.
 	ProgressInterval time.Duration
 	// RoutingGrace is how long a restarted routing plugin's tables are
 	// completed with the routes of the table it had before the crash (while
@@ -101,6 +103,10 @@ func (c Config) Verify() error {
 		return fmt.Errorf("plugins: checksum of %d bytes; a SHA-256 has 32", len(c.Checksum))
 	case c.MinBackoff > c.MaxBackoff && c.MaxBackoff > 0:
 		return fmt.Errorf("plugins: MinBackoff %v exceeds MaxBackoff %v", c.MinBackoff, c.MaxBackoff)
+	case c.ProgressInterval > 0 && c.ProgressInterval < sdk.MinProgressInterval:
+		// A plugin would send progress less often than the host expects it,
+		// and be deemed hung and restarted for ever.
+		return fmt.Errorf("plugins: ProgressInterval %v is below %v, the shortest a plugin honours", c.ProgressInterval, sdk.MinProgressInterval)
 	}
 	st, err := os.Stat(c.Path)
 	if err != nil {

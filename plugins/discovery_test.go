@@ -54,6 +54,9 @@ func TestLoadErrors(t *testing.T) {
 		{"short checksum", plugins.Config{Path: examplePlugin, Checksum: []byte{1, 2}}, "SHA-256"},
 		{"wrong checksum", plugins.Config{Path: examplePlugin, Checksum: sum[:]}, "checksum"},
 		{"not a plugin", plugins.Config{Path: "/bin/true"}, "plugin"},
+		// A plugin sends progress at most every 50 ms: the host would deem
+		// it hung after three shorter intervals, and restart it for ever.
+		{"progress interval too short", plugins.Config{Path: examplePlugin, ProgressInterval: 10 * time.Millisecond}, "ProgressInterval"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -20,9 +20,11 @@ const (
 	// DefaultProgressInterval is how often a quiet Watch stream says so when
 	// the host asks for no interval of its own.
 	DefaultProgressInterval = 5 * time.Second
+	// MinProgressInterval is the shortest progress interval a Watch stream
+	// honours, whatever the host asks.
+	MinProgressInterval = 50 * time.Millisecond
 	// hostCallTimeout bounds each call the plugin makes on the Host service.
-	hostCallTimeout     = 2 * time.Second
-	minProgressInterval = 50 * time.Millisecond
+	hostCallTimeout = 2 * time.Second
 )
 
 // DiscoveryServer serves a core.Discovery as the Discovery service, in the
@@ -228,7 +230,7 @@ func (s *DiscoveryServer) ready(svc *pluginv1.Service) error {
 func (s *DiscoveryServer) Watch(req *pluginv1.WatchRequest, stream grpc.ServerStreamingServer[pluginv1.WatchEvent]) error {
 	interval := DefaultProgressInterval
 	if ms := req.GetProgressIntervalMs(); ms > 0 {
-		interval = max(time.Duration(ms)*time.Millisecond, minProgressInterval)
+		interval = max(time.Duration(ms)*time.Millisecond, MinProgressInterval)
 	}
 	st := s.hub.current()
 	sent := indexServices(st.view)
