@@ -225,21 +225,44 @@ func (s *DiscoveryServer) ready(svc *pluginv1.Service) error {
 	return nil
 }
 
-// Watch sends the view: a snapshot, then changes, a reset and a fresh
-// snapshot when the implementation asked for one, and progress when quiet.
+// Watch sends the view: a snapshot once the implementation has published
+// one, then changes, a reset and a fresh snapshot when the implementation
+// asked for one, and progress when quiet.
 func (s *DiscoveryServer) Watch(req *pluginv1.WatchRequest, stream grpc.ServerStreamingServer[pluginv1.WatchEvent]) error {
 	interval := DefaultProgressInterval
 	if ms := req.GetProgressIntervalMs(); ms > 0 {
 		interval = max(time.Duration(ms)*time.Millisecond, MinProgressInterval)
 	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	progress := func(rev uint64) error {
+		return stream.Send(&pluginv1.WatchEvent{Revision: rev, Event: &pluginv1.WatchEvent_Progress{Progress: &pluginv1.Progress{}}})
+	}
+	// Until the implementation publishes, it knows nothing: a snapshot then
+	// would empty the view a host kept from the process before this one
+	// (restarted while its backend is unreachable, say). Progress goes out
+	// meanwhile, so that the host does not deem the plugin hung.
 	st := s.hub.current()
+	for st.rev == 0 {
+		select {
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		case <-s.ctx.Done():
+			return status.Error(codes.Unavailable, "plugin closing")
+		case <-tick.C:
+			if err := progress(0); err != nil {
+				return err
+			}
+		case <-st.changed:
+		}
+		st = s.hub.current()
+	}
 	sent := indexServices(st.view)
 	if err := stream.Send(snapshotEvent(st.rev, st.view)); err != nil {
 		return err
 	}
 	rev, resetRev, changed := st.rev, st.resetRev, st.changed
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	tick.Reset(interval)
 	for {
 		select {
 		case <-stream.Context().Done():
@@ -247,7 +270,7 @@ func (s *DiscoveryServer) Watch(req *pluginv1.WatchRequest, stream grpc.ServerSt
 		case <-s.ctx.Done():
 			return status.Error(codes.Unavailable, "plugin closing")
 		case <-tick.C:
-			if err := stream.Send(&pluginv1.WatchEvent{Revision: rev, Event: &pluginv1.WatchEvent_Progress{Progress: &pluginv1.Progress{}}}); err != nil {
+			if err := progress(rev); err != nil {
 				return err
 			}
 			continue

@@ -298,7 +298,8 @@ func (r *recorder) waitFor(t *testing.T, what string, ok func(view) bool) {
 }
 
 // watchSemantics serves impl through the SDK's server adapter and reads the
-// raw Watch stream: a snapshot first, then changes.
+// raw Watch stream: a snapshot first (progress only, before impl publishes),
+// then changes.
 func watchSemantics(t *testing.T, impl core.Discovery) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -339,8 +340,9 @@ func watchSemantics(t *testing.T, impl core.Discovery) {
 	if err != nil {
 		t.Fatalf("Watch: %v", err)
 	}
-	if first.GetSnapshot() == nil {
-		t.Fatalf("first Watch event is %T, want a snapshot", first.GetEvent())
+	snapshot := first.GetSnapshot() != nil
+	if !snapshot && first.GetProgress() == nil {
+		t.Fatalf("first Watch event is %T, want a snapshot (or progress, before impl publishes)", first.GetEvent())
 	}
 	svc := &pluginv1.Service{Name: "conformance-watch", Node: uint64(node), Port: 7200}
 	if _, err := c.Register(ctx, &pluginv1.RegisterRequest{Service: svc}); err != nil {
@@ -354,8 +356,14 @@ func watchSemantics(t *testing.T, impl core.Discovery) {
 			if err != nil {
 				t.Fatalf("waiting for %s: %v", what, err)
 			}
-			if ev.GetSnapshot() != nil {
+			switch {
+			case ev.GetSnapshot() != nil && snapshot:
 				t.Fatalf("waiting for %s: a second snapshot with no reset before it", what)
+			case ev.GetSnapshot() == nil && !snapshot && ev.GetProgress() == nil:
+				t.Fatalf("waiting for %s: %T before the first snapshot", what, ev.GetEvent())
+			}
+			if ev.GetSnapshot() != nil {
+				snapshot = true
 			}
 			if ev.GetResetView() != nil {
 				// A reset is followed by a snapshot, which may hold it.

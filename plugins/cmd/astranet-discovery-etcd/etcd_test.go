@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -457,4 +458,68 @@ func TestEtcdReplaced(t *testing.T) {
 	}
 	put("new", 200)
 	waitUntil(t, "the new store's services", 10*time.Second, func() bool { return has("new") && has("mine") && !has("old") })
+}
+
+// TestRestartWhileEtcdDownKeepsView: a plugin that crashes while etcd is
+// unreachable comes back knowing nothing yet; the node goes on with the last
+// view it had (stale, not empty) until the new process has read etcd.
+func TestRestartWhileEtcdDownKeepsView(t *testing.T) {
+	needEtcd(t)
+	cport, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pport, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	stop, err := runEtcd(etcdBin, dir, cport, pport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stop() }()
+	cfg := plugins.DefaultConfig(pluginBin)
+	cfg.Options = map[string]string{"endpoints": "127.0.0.1:" + fmt.Sprint(cport), "prefix": newPrefix(), "ttl": "5", "dial_timeout": "1s"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := plugins.LoadDiscovery(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var mu sync.Mutex
+	var view []core.Service
+	mesh := sdktest.NewMesh()
+	if err := d.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	has := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.ContainsFunc(view, func(s core.Service) bool { return s.Name == "mine" })
+	}
+	if err := d.Register(core.Service{Name: "mine", Node: mesh.ID(), Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the service", 5*time.Second, has)
+
+	stop()
+	if err := syscall.Kill(d.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the restart", 5*time.Second, func() bool { return d.Restarts() == 1 })
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if !has() {
+			t.Fatal("the restarted plugin emptied the node's view while etcd was down")
+		}
+	}
+	if !d.Stale() {
+		t.Error("the view is not reported stale")
+	}
+	stop, err = runEtcd(etcdBin, dir, cport, pport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the view fresh again", 10*time.Second, func() bool { return has() && !d.Stale() })
 }
