@@ -767,17 +767,22 @@ func (n *Node) dial(ctx context.Context, t Target) (*Stream, error) {
 		return nil, ErrClosed
 	}
 	if t.Node == 0 && n.discovery != nil {
-		// Discovery knows the mesh: wait for the name to appear.
+		// Discovery knows the mesh: wait for the name to appear on a node
+		// this node can reach. Discovery and routing learn of a node apart,
+		// and discovery keeps the instances of a node that became unreachable
+		// until they expire: an instance without a route is not there yet, or
+		// not any more.
 		for {
 			changed := n.Changes()
-			if inst, ok := n.lookup(t); ok {
+			inst, ok, unreachable := n.lookup(t)
+			if ok {
 				t.Node, t.Port = inst.Node, inst.Port
 				break
 			}
 			select {
 			case <-changed:
 			case <-ctx.Done():
-				return nil, &nameWaitError{t.Service, ctx.Err()}
+				return nil, &nameWaitError{t.Service, ctx.Err(), unreachable}
 			case <-n.ctx.Done():
 				return nil, ErrClosed
 			}
@@ -793,28 +798,48 @@ func (n *Node) dial(ctx context.Context, t Target) (*Stream, error) {
 	return n.askNeighbours(ctx, t)
 }
 
-// lookup picks an instance of t's service from discovery's snapshot.
-func (n *Node) lookup(t Target) (Service, bool) {
+// lookup picks an instance of t's service from discovery's snapshot, among
+// those on nodes this node has a route to. unreachable reports that there
+// are instances, but only on other nodes without one.
+func (n *Node) lookup(t Target) (_ Service, ok, unreachable bool) {
 	p := n.services.Load()
 	if p == nil {
-		return Service{}, false
+		return Service{}, false, false
 	}
+	var cands []Service
 	n.mu.Lock()
 	self := n.loop != nil // without loopback this node cannot dial its own instances
-	n.mu.Unlock()
-	var cands []Service
 	for _, s := range (*p)[t.Service] {
-		if (t.Port == 0 || s.Port == t.Port) && (self || s.Node != n.id) {
+		switch {
+		case t.Port != 0 && s.Port != t.Port, !self && s.Node == n.id:
+		case s.Node != n.id && !n.reachable(s.Node):
+			unreachable = true
+		default:
 			cands = append(cands, s)
 		}
 	}
+	n.mu.Unlock()
 	if len(cands) == 0 {
-		return Service{}, false
+		return Service{}, false, unreachable
 	}
 	if t.Pick != nil {
-		return t.Pick(cands), true
+		return t.Pick(cands), true, false
 	}
-	return cands[rand.N(len(cands))], true
+	return cands[rand.N(len(cands))], true, false
+}
+
+// reachable reports whether a direct link or a published route leads to the
+// other node dst. Caller holds n.mu.
+func (n *Node) reachable(dst NodeID) bool {
+	if len(n.peers[dst]) > 0 {
+		return true
+	}
+	if p := n.routes.Load(); p != nil {
+		if r, ok := (*p)[dst]; ok {
+			return n.links[r.Link] != nil
+		}
+	}
+	return false
 }
 
 // route finds the link that leads to dst: the self-link, a direct link, or the
@@ -863,18 +888,28 @@ func (n *Node) askNeighbours(ctx context.Context, t Target) (*Stream, error) {
 }
 
 // nameWaitError is ErrNoService for a name that did not appear before the
-// dial's context ended. As a dial that waits for ACCEPT, it is a timeout
-// (net.Error) when the context's deadline passed.
+// dial's context ended, or ErrNoRoute if it did but only on nodes without a
+// route. As a dial that waits for ACCEPT, it is a timeout (net.Error) when
+// the context's deadline passed.
 type nameWaitError struct {
-	name string
-	err  error // the context's
+	name        string
+	err         error // the context's
+	unreachable bool
 }
 
 func (e *nameWaitError) Error() string {
+	if e.unreachable {
+		return fmt.Sprintf("%v: %q is only on nodes without a route (%v)", ErrNoRoute, e.name, e.err)
+	}
 	return fmt.Sprintf("%v: %q did not appear (%v)", ErrNoService, e.name, e.err)
 }
 
-func (e *nameWaitError) Unwrap() []error { return []error{ErrNoService, e.err} }
+func (e *nameWaitError) Unwrap() []error {
+	if e.unreachable {
+		return []error{ErrNoRoute, e.err}
+	}
+	return []error{ErrNoService, e.err}
+}
 
 func (e *nameWaitError) Timeout() bool { return errors.Is(e.err, context.DeadlineExceeded) }
 
