@@ -623,14 +623,19 @@ func (l *link) handleReset(id uint32, code wire.Code) {
 	next.abort(codeErr(code))
 }
 
+// maxCredit is the most credit, link or stream, a peer may grant: a WINDOW
+// that would raise a credit above it is a protocol error (docs/PROTOCOL.md
+// sections 4.5 and 6), so that a credit always fits in 32 bits.
+const maxCredit = 1<<32 - 1
+
 func (l *link) handleWindow(id uint32, inc uint32) error {
 	if id == 0 {
 		l.mu.Lock()
 		l.sendCredit += int64(inc)
-		over := l.sendCredit > 1<<32
+		credit := l.sendCredit
 		l.mu.Unlock()
-		if over {
-			return &wire.ProtocolError{What: "link credit grows past 4 GiB"}
+		if credit > maxCredit {
+			return &wire.ProtocolError{What: fmt.Sprintf("WINDOW of %d raises the link credit to %d, above 2^32-1", inc, credit)}
 		}
 		l.signal()
 		return nil
@@ -641,9 +646,9 @@ func (l *link) handleWindow(id uint32, inc uint32) error {
 	}
 	s.mu.Lock()
 	s.sendCredit += int64(inc)
-	if s.sendCredit > 1<<32 {
+	if credit := s.sendCredit; credit > maxCredit {
 		s.mu.Unlock()
-		return &wire.ProtocolError{What: fmt.Sprintf("credit of circuit %d grows past 4 GiB", id)}
+		return &wire.ProtocolError{What: fmt.Sprintf("WINDOW of %d raises the credit of circuit %d to %d, above 2^32-1", inc, id, credit)}
 	}
 	ready := s.sendLen() > 0 || (s.state&stFinQueued != 0 && s.state&stFinSent == 0)
 	s.mu.Unlock()

@@ -318,6 +318,19 @@ func TestBadInput(t *testing.T) {
 		input []byte
 		want  string
 	}{"data over stream credit", overrun, "exceeds the stream credit"})
+	// Credit must fit in 32 bits (PROTOCOL.md 4.5): a WINDOW that raises a
+	// credit to exactly 2^32 is as wrong as one that raises it further. The
+	// greeting grants a 1 MiB link window; OPEN grants the stream 1 MiB.
+	toLimit := wire.AppendWindow(nil, 1<<32-1<<20)
+	cases = append(cases, []struct {
+		name  string
+		input []byte
+		want  string
+	}{
+		{"link credit of 2^32", append(greeting[:len(greeting):len(greeting)], frame(wire.Header{Length: 4, Type: wire.TypeWindow}, toLimit)...), "link credit to 4294967296, above 2\\^32-1"},
+		{"stream credit of 2^32", append(append(greeting[:len(greeting):len(greeting)], frame(wire.Header{Length: uint32(len(open)), Type: wire.TypeOpen, Circuit: 1}, open)...),
+			frame(wire.Header{Length: 4, Type: wire.TypeWindow, Circuit: 1}, toLimit)...), "circuit 1 to 4294967296, above 2\\^32-1"},
+	}...)
 	connect(t, a, b)
 	ln, _ := a.Bind(7, "")
 	echo(t, ln)
