@@ -620,7 +620,7 @@ func (l *link) handleReset(id uint32, code wire.Code) {
 		next.link.schedule(next)
 		return
 	}
-	next.abort(codeErr(code))
+	next.abortCode(codeErr(code), code) // the opener learns why, whatever the code
 }
 
 // maxCredit is the most credit, link or stream, a peer may grant: a WINDOW

@@ -1037,7 +1037,11 @@ func (l *link) adopt(s *Stream) error {
 }
 
 // abort breaks s with err and tells the peer.
-func (s *Stream) abort(err error) {
+func (s *Stream) abort(err error) { s.abortCode(err, errCode(err)) }
+
+// abortCode is abort with the RESET code to send: a router passes on the code
+// it received, which err (codeErr's) may not map back to.
+func (s *Stream) abortCode(err error, code wire.Code) {
 	s.mu.Lock()
 	dropped := s.fail(err)
 	done := s.finished()
@@ -1046,7 +1050,7 @@ func (s *Stream) abort(err error) {
 	if up != nil {
 		up.returnRecv(dropped)
 	}
-	s.link.reset(s.id, errCode(err))
+	s.link.reset(s.id, code)
 	if done {
 		s.link.mu.Lock()
 		s.link.forget(s)
