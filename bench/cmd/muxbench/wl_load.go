@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,30 +146,35 @@ func kindServer(a Acceptor, deadline time.Time, got *atomic.Int64, slow *[]net.C
 }
 
 // echoes opens a fresh echo stream and times up to count 64-byte round
-// trips, all before until. It returns the latencies it got.
-func echoes(o Opener, count int, until time.Time) ([]time.Duration, error) {
+// trips, starting none after until; the one under way then may take until
+// wait. A round trip that has not come back by wait is counted with the time
+// it waited (a lower bound) and reported as unfinished, so that a stall at
+// the end does not drop out of the percentiles.
+func echoes(o Opener, count int, until, wait time.Time) (lat []time.Duration, unfinished bool, err error) {
 	c, err := o.Open()
 	if err != nil {
-		return nil, fmt.Errorf("open: %w", err)
+		return nil, false, fmt.Errorf("open: %w", err)
 	}
 	defer c.Close()
-	c.SetDeadline(until)
+	c.SetDeadline(wait)
 	if _, err := c.Write([]byte{kindEcho}); err != nil {
-		return nil, fmt.Errorf("write: %w", err)
+		return nil, false, fmt.Errorf("write: %w", err)
 	}
 	msg, in := make([]byte, 64), make([]byte, 64)
-	var lat []time.Duration
 	for len(lat) < count && time.Now().Before(until) {
 		t := time.Now()
 		if _, err := c.Write(msg); err != nil {
-			return lat, fmt.Errorf("write: %w", err)
+			return lat, false, fmt.Errorf("write: %w", err)
 		}
 		if _, err := io.ReadFull(c, in); err != nil {
-			return lat, fmt.Errorf("read: %w", err)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return append(lat, time.Since(t)), true, fmt.Errorf("read: %w", err)
+			}
+			return lat, false, fmt.Errorf("read: %w", err)
 		}
 		lat = append(lat, time.Since(t))
 	}
-	return lat, nil
+	return lat, false, nil
 }
 
 // runBusyEcho times 64-byte echoes on one stream while e.sz.BusyStreams
@@ -223,24 +230,30 @@ func runBusyEcho(lib Lib, e env, r *Result) error {
 	}
 	time.Sleep(200 * time.Millisecond) // let the bulk senders get going
 
+	// The echo under way when BusyFor ends may take as long again.
 	until := time.Now().Add(time.Duration(e.sz.BusyFor))
+	wait := until.Add(time.Duration(e.sz.BusyFor))
 	got0, t0 := got.Load(), time.Now()
-	lat, err := echoes(o, 1<<30, until)
+	lat, unfinished, err := echoes(o, 1<<30, until, wait)
 	got1, t1 := got.Load(), time.Now()
 	stop.Store(true)
 	r.set("mbps", mbps(got1-got0, t1.Sub(t0)))
-	if len(lat) == 0 {
+	if len(lat) == 0 || unfinished && len(lat) == 1 {
 		r.setText("p50", "stalled")
 		r.setText("p99", "stalled")
 		r.note("no echo completed: %v", err)
 		return nil
 	}
-	if err != nil && time.Now().Before(until) {
+	if err != nil && !unfinished {
 		return fmt.Errorf("echo: %w", err)
 	}
 	r.set("p50", millis(percentile(lat, 0.50)))
 	r.set("p99", millis(percentile(lat, 0.99)))
-	r.note("%d echoes in %v", len(lat), time.Duration(e.sz.BusyFor))
+	if unfinished {
+		r.note("%d echoes in %v, the last not back after %v (counted as that)", len(lat)-1, time.Duration(e.sz.BusyFor), lat[len(lat)-1].Round(time.Millisecond))
+	} else {
+		r.note("%d echoes in %v", len(lat), time.Duration(e.sz.BusyFor))
+	}
 	return nil
 }
 
@@ -313,7 +326,10 @@ func runSlowReaders(lib Lib, e env, r *Result) error {
 	ch := make(chan echoRes, 1)
 	until := time.Now().Add(5 * time.Second)
 	go func() {
-		lat, err := echoes(o, e.sz.SlowEchoes, until)
+		lat, unfinished, err := echoes(o, e.sz.SlowEchoes, until, until)
+		if unfinished {
+			lat = lat[:len(lat)-1]
+		}
 		ch <- echoRes{lat, err}
 	}()
 	select {
