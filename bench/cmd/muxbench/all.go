@@ -186,26 +186,61 @@ func medians(all []Result) []Result {
 				if _, done := m.Cells[k]; done {
 					continue
 				}
-				var nums []float64
-				var text string
-				for _, g := range good {
-					if c, ok := g.Cells[k]; ok && c.Text == "" {
-						nums = append(nums, c.Value)
-					} else if ok {
-						text = c.Text
-					}
-				}
-				if len(nums)*2 > len(good) {
-					sort.Float64s(nums)
-					m.Cells[k] = Cell{Value: nums[len(nums)/2]}
-				} else {
-					m.Cells[k] = Cell{Text: text}
-				}
+				m.Cells[k] = medianCell(good, k, metricBetter(rs[0].Workload, k))
 			}
 		}
 		out = append(out, m)
 	}
 	return out
+}
+
+// medianCell is the median of metric k over rs. A cell with a word instead
+// of a number ("stalled") ranks as worse than every number, as the outcome
+// it stands for is; when the median falls on such a cell, it is the word.
+// With an even count the median is the mean of the middle two.
+func medianCell(rs []Result, k string, better int) Cell {
+	var cells []Cell
+	for _, r := range rs {
+		if c, ok := r.Cells[k]; ok {
+			cells = append(cells, c)
+		}
+	}
+	// less orders from best to worst (without a direction, low to high).
+	less := func(a, b Cell) bool {
+		switch {
+		case a.Text != "" || b.Text != "":
+			return a.Text == "" && b.Text != ""
+		case better > 0:
+			return a.Value > b.Value
+		}
+		return a.Value < b.Value
+	}
+	sort.SliceStable(cells, func(i, j int) bool { return less(cells[i], cells[j]) })
+	n := len(cells)
+	if n == 0 {
+		return Cell{}
+	}
+	lo, hi := cells[(n-1)/2], cells[n/2]
+	switch {
+	case hi.Text != "":
+		return hi
+	case lo.Text != "":
+		return lo
+	}
+	return Cell{Value: (lo.Value + hi.Value) / 2}
+}
+
+// metricBetter returns the direction of metric key of workload w: +1 when
+// higher is better, -1 when lower is, 0 when neither or unknown.
+func metricBetter(w, key string) int {
+	if wl, ok := findWorkload(w); ok {
+		for _, m := range wl.Metrics {
+			if m.Key == key {
+				return m.Better
+			}
+		}
+	}
+	return 0
 }
 
 func splitList(s string) []string {
