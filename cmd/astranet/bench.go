@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -222,7 +223,7 @@ func serve(l net.Listener, handle func(net.Conn)) (stop func()) {
 }
 
 // benchBulk sends sizes.bulkBytes on one stream; the far end reads them all,
-// then answers one byte. It returns MB/s.
+// then answers with how many it read, which must be all. It returns MB/s.
 func benchBulk(ctx context.Context, s side, sizes benchSizes, p *progress) ([]float64, error) {
 	n := sizes.bulkBytes
 	l, dial, err := s.listen("bench-bulk")
@@ -231,10 +232,13 @@ func benchBulk(ctx context.Context, s side, sizes benchSizes, p *progress) ([]fl
 	}
 	stop := serve(l, func(c net.Conn) {
 		buf := make([]byte, bulkWrite)
+		var got uint64
 		for {
-			if _, err := c.Read(buf); err != nil {
+			k, err := c.Read(buf)
+			got += uint64(k)
+			if err != nil {
 				if err == io.EOF {
-					c.Write([]byte{1})
+					c.Write(binary.BigEndian.AppendUint64(nil, got))
 				}
 				return
 			}
@@ -261,8 +265,11 @@ func benchBulk(ctx context.Context, s side, sizes benchSizes, p *progress) ([]fl
 	if err := c.(closeWriter).CloseWrite(); err != nil {
 		return nil, err
 	}
-	if _, err := io.ReadFull(c, buf[:1]); err != nil {
+	if _, err := io.ReadFull(c, buf[:8]); err != nil {
 		return nil, fmt.Errorf("waiting for the receiver to finish: %w", err)
+	}
+	if got := binary.BigEndian.Uint64(buf); got != uint64(n) {
+		return nil, fmt.Errorf("the receiver read %d bytes of %d", got, n)
 	}
 	return []float64{float64(n) / time.Since(began).Seconds() / 1e6}, nil
 }
