@@ -1,6 +1,6 @@
 // Command muxbench compares stream multiplexers side by side on loopback:
-// raw TCP, hashicorp/yamux, xtaci/smux, libp2p/go-yamux, quic-go and (built
-// with -tags astranet) astranet.
+// raw TCP, hashicorp/yamux, xtaci/smux, libp2p/go-yamux, quic-go and
+// astranet.
 //
 //	muxbench run -lib yamux -workload bulk1   # one pair, one JSON line
 //	muxbench all [-libs a,b] [-workloads x,y] [-quick] [-runs 3] [-json FILE]
