@@ -56,3 +56,44 @@ func TestBusyEchoCountsUnfinishedEcho(t *testing.T) {
 		t.Errorf("p99 = %v ms, but the second echo waited at least 400 ms", c.Value)
 	}
 }
+
+// dropFirstLib is raw TCP whose server closes the first stream it accepts.
+type dropFirstLib struct{ tcpLib }
+
+func (dropFirstLib) Name() string { return "drop-first" }
+
+func (l dropFirstLib) Setup() (Opener, Acceptor, func(), error) {
+	o, a, cleanup, err := l.tcpLib.Setup()
+	return o, &dropFirstAcceptor{Acceptor: a}, cleanup, err
+}
+
+type dropFirstAcceptor struct {
+	Acceptor
+	n atomic.Int64
+}
+
+func (a *dropFirstAcceptor) Accept() (net.Conn, error) {
+	for {
+		c, err := a.Acceptor.Accept()
+		if err != nil || a.n.Add(1) > 1 {
+			return c, err
+		}
+		c.Close()
+	}
+}
+
+// TestBusyEchoFailsWhenBulkStreamFails: the echoes are timed under the load
+// of every bulk stream; a bulk stream that fails takes its load away, so
+// the workload must not report figures as if it had not.
+func TestBusyEchoFailsWhenBulkStreamFails(t *testing.T) {
+	sz := quickSizes()
+	sz.BusyStreams = 2
+	sz.BusyFor = Duration(300 * time.Millisecond)
+	var r Result
+	e := env{sz: sz, deadline: time.Now().Add(30 * time.Second)}
+	err := runBusyEcho(dropFirstLib{}, e, &r)
+	t.Logf("%+v, err %v", r, err)
+	if err == nil {
+		t.Error("a bulk stream failed, yet busyecho reported figures")
+	}
+}

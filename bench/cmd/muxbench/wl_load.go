@@ -197,6 +197,9 @@ func runBusyEcho(lib Lib, e env, r *Result) error {
 
 	var stop atomic.Bool
 	defer stop.Store(true)
+	// A bulk stream that fails takes its load away from the echoes.
+	var bulkFailed atomic.Int64
+	var bulkErr atomic.Pointer[error]
 	var opened sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
@@ -215,6 +218,10 @@ func runBusyEcho(lib Lib, e env, r *Result) error {
 			defer c.Close()
 			for !stop.Load() {
 				if _, err := c.Write(chunk); err != nil {
+					if !stop.Load() {
+						bulkFailed.Add(1)
+						bulkErr.CompareAndSwap(nil, &err)
+					}
 					return
 				}
 			}
@@ -237,6 +244,9 @@ func runBusyEcho(lib Lib, e env, r *Result) error {
 	lat, unfinished, err := echoes(o, 1<<30, until, wait)
 	got1, t1 := got.Load(), time.Now()
 	stop.Store(true)
+	if k := bulkFailed.Load(); k > 0 {
+		return fmt.Errorf("%d of %d bulk streams failed before the echoes ended: %v", k, n, *bulkErr.Load())
+	}
 	r.set("mbps", mbps(got1-got0, t1.Sub(t0)))
 	if len(lat) == 0 || unfinished && len(lat) == 1 {
 		r.setText("p50", "stalled")
@@ -276,7 +286,9 @@ func runSlowReaders(lib Lib, e env, r *Result) error {
 	go kindServer(a, e.deadline, &got, &slow, &mu)
 	before := takeMem()
 
-	var written, failed atomic.Int64
+	var written, failed, writeFailed atomic.Int64
+	var writeErr atomic.Pointer[error]
+	var measured atomic.Bool // failures after the measurement are cleanup's
 	var finished sync.WaitGroup
 	for range n {
 		finished.Add(1)
@@ -291,7 +303,11 @@ func runSlowReaders(lib Lib, e env, r *Result) error {
 				failed.Add(1)
 				return
 			}
-			writeN(c, e.sz.SlowBytes, func(k int) { written.Add(int64(k)) })
+			err = writeN(c, e.sz.SlowBytes, func(k int) { written.Add(int64(k)) })
+			if err != nil && !measured.Load() {
+				writeFailed.Add(1)
+				writeErr.CompareAndSwap(nil, &err)
+			}
 		}()
 	}
 	// Wait until the writers are done or blocked: no progress for 500 ms.
@@ -313,8 +329,12 @@ func runSlowReaders(lib Lib, e env, r *Result) error {
 		}
 	}
 	mid := takeMem()
+	measured.Store(true)
 	if k := failed.Load(); k > 0 {
 		r.note("%d of %d slow streams failed to open", k, n)
+	}
+	if k := writeFailed.Load(); k > 0 {
+		r.note("%d of %d slow streams failed while filling: %v", k, n, *writeErr.Load())
 	}
 	r.set("heap", delta(mid.heapStack, before.heapStack)/(1<<20))
 	r.set("written", float64(written.Load())/(1<<20))
