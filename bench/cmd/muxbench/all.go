@@ -57,9 +57,13 @@ func cmdAll(args []string) error {
 
 	var results []Result
 	total, k := *runs*len(chosen)*len(chosenLibs), 0
-	for range *runs {
+	for pass := range *runs {
 		for _, w := range chosen {
-			for _, l := range chosenLibs {
+			// Each pass starts the libraries at a different one, so that a
+			// drift in the machine's speed, or the after-effects of the run
+			// before, do not fall on the same library every pass.
+			for j := range chosenLibs {
+				l := chosenLibs[(pass+j)%len(chosenLibs)]
 				k++
 				res := runChild(self, l, w, *quick, *overrides)
 				fmt.Fprintf(os.Stderr, "[%d/%d] %-9s %-12s %6.1fs %s\n", k, total, l, w.Name, res.Seconds, status(res))
