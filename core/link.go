@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,24 @@ type link struct {
 	drainBy     atomic.Int64          // once the link is ending: Unix nanoseconds by which the writer gives up
 	dead        atomic.Pointer[error] // why the keep-alive timer found the link dead (die)
 
+	// The reading side (handover.go). br, lastData and streak belong to
+	// whichever goroutine holds the socket.
+	br        *bufio.Reader
+	lastData  *Stream                                       // the stream the last DATA frame was for
+	streak    int                                           // DATA frames in a row for lastData
+	rdl       interface{ SetReadDeadline(time.Time) error } // nil: the socket is never handed over
+	rmu       sync.Mutex
+	leader    *Stream                // the stream whose Read holds the socket, if any
+	leading   atomic.Pointer[Stream] // leader, for a look without rmu
+	lactive   bool                   // the leader is reading
+	lkick     bool                   // the leader's read was interrupted (a past read deadline)
+	lback     chan error             // the socket back to the link's reader, with an error that ends the link
+	lidle     *time.Timer            // takes the socket back from a leader whose application stopped reading
+	handOvers atomic.Int64           // times the link's reader handed the socket to a Read
+	rwant     bool                   // a Read interrupted the link's reader to ask for the socket (want)
+	hot       atomic.Pointer[Stream] // lastData, once its streak reaches handOverStreak
+	rblocked  atomic.Bool            // the link's reader is (about to be) blocked on an empty socket
+
 	wake     chan struct{}
 	done     chan struct{}
 	finished chan struct{} // closed when the writer has exited
@@ -106,6 +125,11 @@ func newLink(n *Node, conn io.ReadWriter, peer wire.Greeting, oddIDs bool, netwo
 		l.writev = true
 	}
 	l.raw = newRawWriter(conn)
+	if l.rdl = readDeadliner(conn); l.rdl != nil {
+		l.lback = make(chan error, 1)
+		l.lidle = time.AfterFunc(time.Hour, l.reclaim)
+		l.lidle.Stop()
+	}
 	l.recvAvail.Store(int64(n.cfg.LinkWindow))
 	return l
 }
@@ -163,6 +187,7 @@ func (l *link) terminate(err error, goAway bool) {
 	l.ready, l.small, l.bare = readyList{}, readyList{}, readyList{}
 	l.mu.Unlock()
 	close(l.done)
+	l.interruptAny() // a Read holding the socket gives it back to the link's reader
 	if l.wdl != nil {
 		l.drainBy.Store(time.Now().Add(drainTimeout).UnixNano())
 		l.setWriteDeadline()
@@ -359,30 +384,63 @@ func (l *link) lookup(id uint32) *Stream {
 	return s
 }
 
-// readLoop reads frames until the link fails and returns why.
+// readLoop reads frames until the link fails and returns why. While a
+// stream's Read holds the socket (see handover.go), it waits for it back.
 func (l *link) readLoop() error {
-	cfg := &l.node.cfg
-	br := bufio.NewReaderSize(l.conn, int(cfg.MaxFrame)+wire.HeaderSize)
+	l.br = bufio.NewReaderSize(l.conn, int(l.node.cfg.MaxFrame)+wire.HeaderSize)
 	for {
-		hdr, err := br.Peek(wire.HeaderSize)
-		if err != nil {
-			return readErr(err)
+		if l.rdl != nil && l.streak >= handOverStreak && l.br.Buffered() == 0 && l.handOver(l.lastData) {
+			if err := <-l.lback; err != nil {
+				return err
+			}
+			l.streak = 0
+			l.takeBack()
+			continue
 		}
-		h, err := wire.ParseHeader(hdr, cfg.MaxFrame)
+		blocking := l.rdl != nil && l.br.Buffered() == 0
+		if blocking {
+			l.rblocked.Store(true)
+		}
+		err := l.readFrame(nil)
+		if blocking {
+			l.rblocked.Store(false)
+		}
 		if err != nil {
+			if l.rdl != nil && errors.Is(err, os.ErrDeadlineExceeded) && l.wanted() {
+				continue // a Read asks for the socket
+			}
 			return err
 		}
-		br.Discard(wire.HeaderSize)
-		payload, err := br.Peek(int(h.Length))
-		if err != nil {
-			return fmt.Errorf("reading %v: %w", h, readErr(err))
-		}
-		l.lastRecv.Store(l.now())
-		if err := l.handle(h, payload); err != nil {
-			return err
-		}
-		br.Discard(int(h.Length))
 	}
+}
+
+// readFrame reads and handles one frame. With only set (a leader), it
+// consumes nothing and returns errNotMine unless the frame is DATA for only;
+// a read error (a deadline) leaves what was read buffered, and the frame
+// whole.
+func (l *link) readFrame(only *Stream) error {
+	maxFrame := l.node.cfg.MaxFrame
+	hdr, err := l.br.Peek(wire.HeaderSize)
+	if err != nil {
+		return readErr(err)
+	}
+	h, err := wire.ParseHeader(hdr, maxFrame)
+	if err != nil {
+		return err
+	}
+	if only != nil && (h.Type != wire.TypeData || h.Circuit != only.id) {
+		return errNotMine
+	}
+	frame, err := l.br.Peek(wire.HeaderSize + int(h.Length))
+	if err != nil {
+		return fmt.Errorf("reading %v: %w", h, readErr(err))
+	}
+	l.lastRecv.Store(l.now())
+	if err := l.handle(h, frame[wire.HeaderSize:]); err != nil {
+		return err
+	}
+	l.br.Discard(len(frame))
+	return nil
 }
 
 func readErr(err error) error {
@@ -465,6 +523,15 @@ func (l *link) handleData(h wire.Header, p []byte) error {
 	}
 	if r := s.relay(); r != nil {
 		return l.relayData(s, r, h, p)
+	}
+	if s != l.lastData {
+		if l.streak >= handOverStreak && l.rdl != nil {
+			l.hot.Store(nil)
+		}
+		l.lastData, l.streak = s, 0
+	}
+	if l.streak++; l.streak == handOverStreak && l.rdl != nil {
+		l.hot.Store(s)
 	}
 	discard := s.state&stClosed != 0 || s.err != nil
 	// Bytes for a stream closed with written bytes waiting for credit: as

@@ -235,6 +235,18 @@ func (s *Stream) Read(p []byte) (int, error) {
 			x.rbuf, x.rbusy = p, true
 			lent = true
 		}
+		if lent && s.link.leads(s) {
+			// This Read holds the socket (handover.go): it reads the next
+			// frame itself rather than wait for the link's reader.
+			dl := s.x.dl.read
+			s.mu.Unlock()
+			s.link.lead(s, dl)
+			s.mu.Lock()
+			continue
+		}
+		if lent {
+			s.link.want(s)
+		}
 		s.wait()
 	}
 }
@@ -475,6 +487,7 @@ func (s *Stream) Close() error {
 		return s.opErr("close", net.ErrClosed)
 	}
 	s.state |= stClosed | stFinQueued
+	s.link.interrupt(s)
 	if s.state&stRecvFin == 0 {
 		s.state |= stResetAfter
 	}
@@ -547,6 +560,7 @@ func (s *Stream) SetReadDeadline(t time.Time) error {
 	d := s.deadlines()
 	d.read = t
 	d.rtimer = s.arm(d.rtimer, t)
+	s.link.interrupt(s) // a Read holding the socket reads under the old deadline
 	return nil
 }
 
@@ -618,6 +632,7 @@ func (s *Stream) fail(err error) (relayed int) {
 		s.q.send = queue{}
 	}
 	s.state |= stFinSent
+	s.link.interrupt(s)
 	if s.opened != nil {
 		select {
 		case <-s.opened:
