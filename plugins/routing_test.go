@@ -28,6 +28,19 @@ func (m *hookMesh) Links() []core.LinkInfo {
 	return ls
 }
 
+// routes returns a publish callback for Routing.Start and a check of whether
+// the table it last received has a route to a node.
+func routes() (publish func([]core.Route), routeTo func(core.NodeID) bool) {
+	var mu sync.Mutex
+	var table []core.Route
+	return func(rs []core.Route) { mu.Lock(); table = rs; mu.Unlock() },
+		func(dst core.NodeID) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.ContainsFunc(table, func(x core.Route) bool { return x.Dst == dst })
+		}
+}
+
 // TestRestartedRoutingPluginLearnsLinks: a link that comes up while a
 // restarted routing plugin is being configured (after it has listed the
 // node's links, before it is current, so the host drops the event) still
@@ -45,17 +58,11 @@ func TestRestartedRoutingPluginLearnsLinks(t *testing.T) {
 	}
 	defer r.Close()
 
-	var mu sync.Mutex
-	var table []core.Route
-	routeTo := func(dst core.NodeID) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.ContainsFunc(table, func(x core.Route) bool { return x.Dst == dst })
-	}
+	publish, routeTo := routes()
 	mesh := &hookMesh{Mesh: sdktest.NewMesh()}
 	first := core.LinkInfo{ID: 1, Peer: 0xa1, Network: "pipe"}
 	mesh.AddLink(first)
-	if err := r.Start(mesh, func(rs []core.Route) { mu.Lock(); table = rs; mu.Unlock() }); err != nil {
+	if err := r.Start(mesh, publish); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the route to the first neighbour", 5*time.Second, func() bool { return routeTo(first.Peer) })
@@ -96,17 +103,11 @@ func TestDroppedLinkDownDoesNotResurrectLink(t *testing.T) {
 	}
 	defer r.Close()
 
-	var mu sync.Mutex
-	var table []core.Route
-	routeTo := func(dst core.NodeID) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.ContainsFunc(table, func(x core.Route) bool { return x.Dst == dst })
-	}
+	publish, routeTo := routes()
 	mesh := sdktest.NewMesh()
 	first := core.LinkInfo{ID: 1, Peer: 0xa1, Network: "pipe"}
 	mesh.AddLink(first)
-	if err := r.Start(mesh, func(rs []core.Route) { mu.Lock(); table = rs; mu.Unlock() }); err != nil {
+	if err := r.Start(mesh, publish); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the route to the first neighbour", 5*time.Second, func() bool { return routeTo(first.Peer) })

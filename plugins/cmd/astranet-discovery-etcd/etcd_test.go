@@ -133,6 +133,30 @@ func TestNodesWithoutALink(t *testing.T) {
 	waitUntil(t, "b's services to go with its lease", 10*time.Second, func() bool { _, ok := findService(a, "svc-b2", b.ID()); return !ok })
 }
 
+// serveWatched serves impl over gRPC, as a plugin process would be, starts
+// it on a test mesh, and returns the client, the mesh and a check of whether
+// the view it publishes holds a service of a name. It stops when the test
+// ends.
+func serveWatched(t *testing.T, impl core.Discovery) (*sdktest.GRPCDiscovery, *sdktest.Mesh, func(name string) bool) {
+	t.Helper()
+	g, err := sdktest.OverGRPC(impl, sdk.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	var mu sync.Mutex
+	var view []core.Service
+	mesh := sdktest.NewMesh()
+	if err := g.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	return g, mesh, func(name string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.ContainsFunc(view, func(s core.Service) bool { return s.Name == name })
+	}
+}
+
 // TestCompaction: a watch that resumes from a revision etcd has compacted
 // away makes the plugin reset the host's view and send a fresh snapshot,
 // which holds what changed meanwhile.
@@ -140,27 +164,7 @@ func TestCompaction(t *testing.T) {
 	needEtcd(t)
 	prefix := newPrefix()
 	impl := newTestDiscovery(t, prefix)
-	g, err := sdktest.OverGRPC(impl, sdk.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	var mu sync.Mutex
-	var view []core.Service
-	mesh := sdktest.NewMesh()
-	if err := g.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
-		t.Fatal(err)
-	}
-	has := func(name string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, s := range view {
-			if s.Name == name {
-				return true
-			}
-		}
-		return false
-	}
+	g, mesh, has := serveWatched(t, impl)
 	if err := g.Register(core.Service{Name: "before", Node: mesh.ID(), Port: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -412,22 +416,7 @@ func TestEtcdReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.revisionCheck = 100 * time.Millisecond
-	g, err := sdktest.OverGRPC(e, sdk.ClientConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	var mu sync.Mutex
-	var view []core.Service
-	mesh := sdktest.NewMesh()
-	if err := g.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
-		t.Fatal(err)
-	}
-	has := func(name string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.ContainsFunc(view, func(s core.Service) bool { return s.Name == name })
-	}
+	g, mesh, has := serveWatched(t, e)
 	if err := g.Register(core.Service{Name: "mine", Node: mesh.ID(), Port: 1}); err != nil {
 		t.Fatal(err)
 	}
