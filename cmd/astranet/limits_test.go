@@ -66,23 +66,7 @@ func proxyNode(t *testing.T, flags ...string) proxied {
 			p.greeted <- string(b)
 		},
 	} {
-		l, err := peer.Bind("", name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		handlers.Go(func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				handlers.Go(func() {
-					defer c.Close()
-					c.SetDeadline(time.Now().Add(10 * time.Second))
-					handle(c)
-				})
-			}
-		})
+		serveName(t, peer, name, &handlers, handle)
 	}
 	// The services are reachable through the node once a first echo works.
 	deadline := time.Now().Add(10 * time.Second)
@@ -312,4 +296,27 @@ func TestNodeExposeBacklog(t *testing.T) {
 			streams = append(streams, s)
 		}
 	}
+}
+
+// serveName binds name on n and runs handle on each stream, in a goroutine
+// of handlers, under a 10 s deadline, until n closes.
+func serveName(t *testing.T, n astranet.AstraNet, name string, handlers *sync.WaitGroup, handle func(net.Conn)) {
+	t.Helper()
+	l, err := n.Bind("", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handlers.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			handlers.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				handle(c)
+			})
+		}
+	})
 }

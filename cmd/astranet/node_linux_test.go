@@ -27,23 +27,7 @@ func TestNodeForwardOutOfFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := peer.Bind("", "echo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	handlers.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			handlers.Go(func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				io.Copy(c, c)
-			})
-		}
-	})
+	serveName(t, peer, "echo", &handlers, func(c net.Conn) { io.Copy(c, c) })
 
 	var out, errs syncBuffer
 	cmd := exec.Command(os.Args[0])
