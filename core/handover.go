@@ -55,6 +55,10 @@ func (l *link) handOver(s *Stream) bool {
 	l.rmu.Lock()
 	l.leader, l.lactive, l.lkick, l.rwant = s, false, false, false
 	l.leading.Store(s)
+	// The Read woken may not come to read the socket (its deadline passes
+	// before it runs, say, and it returns): the socket then goes back as
+	// from a leader whose application went away.
+	l.lidle.Reset(handOverIdle)
 	l.rmu.Unlock()
 	l.handOvers.Add(1)
 	s.wake()

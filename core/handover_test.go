@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -256,5 +257,94 @@ func TestHandOverOthersNotStarved(t *testing.T) {
 			}
 			c.Close()
 		})
+	}
+}
+
+// makeHot has peer send more than handOverStreak frames for s, one at a
+// time, that s does not read until all have arrived: the link's reader then
+// counts s hot but finds no Read to hand the socket to, and blocks on it.
+// s has been read from (a waiting Read lends its buffer).
+func makeHot(t *testing.T, s, peer *Stream) {
+	t.Helper()
+	buf := make([]byte, 16*(handOverStreak+8))
+	if _, err := peer.Write(buf[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(s, buf[:1]); err != nil {
+		t.Fatal(err)
+	}
+	for i := range handOverStreak + 8 {
+		if _, err := peer.Write(buf[:16]); err != nil {
+			t.Fatal(err)
+		}
+		for start := time.Now(); ; runtime.Gosched() {
+			s.mu.Lock()
+			n := s.recvLen()
+			s.mu.Unlock()
+			if n == 16*(i+1) {
+				break
+			}
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("frame %d not queued: %d bytes", i, n)
+			}
+		}
+	}
+	if _, err := io.ReadFull(s, buf); err != nil {
+		t.Fatal(err)
+	}
+	l := s.link
+	waitFor(t, 2*time.Second, "the link's reader blocked, s hot", func() bool {
+		return l.hot.Load() == s && l.rblocked.Load()
+	})
+}
+
+// A Read whose deadline passes while the link's reader hands it the socket
+// returns the deadline error without reading the socket: the socket must
+// still go back to the link's reader, or every other stream on the link
+// waits for ever (until the keep-alive kills the link).
+func TestHandOverToReadPastItsDeadline(t *testing.T) {
+	a, b, ln := linkedPair(t)
+	s, peer := openPair(t, a, b.ID(), ln)
+	s2, peer2 := openPair(t, a, b.ID(), ln)
+	for attempt := 0; ; attempt++ {
+		if attempt == 20 {
+			t.Skip("never caught the Read waiting before it led")
+		}
+		makeHot(t, s, peer)
+		s.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Read(make([]byte, 64))
+			done <- err
+		}()
+		// Catch the Read waiting (it asked for the socket, want), and keep
+		// it from running while its deadline passes: the link's reader, woken
+		// by the want, hands it the socket meanwhile or just after.
+		for {
+			if s.mu.TryLock() {
+				if s.x != nil && s.x.rbuf != nil {
+					break
+				}
+				s.mu.Unlock()
+			}
+		}
+		_, active := leading(s)
+		time.Sleep(50 * time.Millisecond)
+		s.mu.Unlock()
+		err := wantWithin(t, done, 2*time.Second, "deadline")
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Read: %v, want a deadline error", err)
+		}
+		if !active {
+			break
+		}
+		s.SetReadDeadline(time.Time{}) // it read the socket before it was caught: try again
+	}
+	// The other stream is served within the hand-over's bound.
+	peer2.Write([]byte("x"))
+	s2.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := io.ReadFull(s2, make([]byte, 1)); err != nil {
+		holds, _ := leading(s)
+		t.Fatalf("second stream: %v (the first stream's Read, returned, holds the socket: %v)", err, holds)
 	}
 }
