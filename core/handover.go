@@ -78,6 +78,7 @@ func (l *link) want(s *Stream) {
 	defer l.rmu.Unlock()
 	if l.leader == nil && !l.rwant {
 		l.rwant = true
+		l.wants.Add(1)
 		l.rdl.SetReadDeadline(aLongTimeAgo)
 	}
 }

@@ -348,3 +348,44 @@ func TestHandOverToReadPastItsDeadline(t *testing.T) {
 		t.Fatalf("second stream: %v (the first stream's Read, returned, holds the socket: %v)", err, holds)
 	}
 }
+
+// Once the socket is back with the link's reader, the streak starts again:
+// a Read of the stream that had it does not interrupt the blocked reader to
+// ask for it (want) before the stream is hot again, for nothing (the reader
+// hands over only after handOverStreak frames).
+func TestHandOverNoWantWhileCold(t *testing.T) {
+	if handOverStreak <= 10 {
+		t.Skip("the 10 exchanges would make the stream hot again")
+	}
+	a, b, ln := linkedPair(t)
+	s, peer := openPair(t, a, b.ID(), ln)
+	takeSocket(t, s, peer)
+	l := s.link
+	waitFor(t, 2*time.Second, "the socket back with the link's reader (idle)", func() bool {
+		holds, _ := leading(s)
+		return !holds && l.rblocked.Load()
+	})
+	wants := l.wants.Load()
+	buf := make([]byte, 16)
+	for range 10 {
+		done := make(chan error, 1)
+		go func() {
+			_, err := io.ReadFull(s, buf)
+			done <- err
+		}()
+		waitFor(t, 2*time.Second, "the Read waiting", func() bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.x != nil && s.x.rbuf != nil
+		})
+		if _, err := peer.Write(make([]byte, 16)); err != nil {
+			t.Fatal(err)
+		}
+		if err := wantWithin(t, done, 2*time.Second, "exchange"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := l.wants.Load() - wants; n != 0 {
+		t.Fatalf("%d Reads woke the link's reader to ask for the socket, with the stream's streak started afresh", n)
+	}
+}

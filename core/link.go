@@ -86,6 +86,7 @@ type link struct {
 	lidle     *time.Timer            // takes the socket back from a leader whose application stopped reading
 	handOvers atomic.Int64           // times the link's reader handed the socket to a Read
 	rwant     bool                   // a Read interrupted the link's reader to ask for the socket (want)
+	wants     atomic.Int64           // times a Read interrupted the link's reader (want)
 	hot       atomic.Pointer[Stream] // lastData, once its streak reaches handOverStreak
 	rblocked  atomic.Bool            // the link's reader is (about to be) blocked on an empty socket
 
@@ -394,6 +395,7 @@ func (l *link) readLoop() error {
 				return err
 			}
 			l.streak = 0
+			l.hot.Store(nil) // with the streak: a want waits until it is hot again
 			l.takeBack()
 			continue
 		}
