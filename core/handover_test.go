@@ -389,3 +389,19 @@ func TestHandOverNoWantWhileCold(t *testing.T) {
 		t.Fatalf("%d Reads woke the link's reader to ask for the socket, with the stream's streak started afresh", n)
 	}
 }
+
+// A Read that holds the socket gives it back as soon as its stream's FIN
+// has been read: there is nothing more for it, and other frames should not
+// wait for the idle reclaim.
+func TestHandOverGivesBackAtEOF(t *testing.T) {
+	a, b, ln := linkedPair(t)
+	s, peer := openPair(t, a, b.ID(), ln)
+	takeSocket(t, s, peer)
+	peer.CloseWrite()
+	if _, err := s.Read(make([]byte, 64)); err != io.EOF {
+		t.Fatalf("Read after the peer's CloseWrite: %v, want io.EOF", err)
+	}
+	if holds, _ := leading(s); holds {
+		t.Fatal("the Read that returned io.EOF still holds the socket")
+	}
+}

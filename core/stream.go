@@ -209,6 +209,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 			s.mu.Unlock()
 			return 0, s.opErr("read", net.ErrClosed)
 		case s.state&stRecvFin != 0:
+			s.link.interrupt(s) // nothing more to read: the socket goes back now
 			s.mu.Unlock()
 			return 0, io.EOF
 		case s.err != nil:
