@@ -18,7 +18,9 @@ import (
 //
 // So when the link's reader has nothing buffered, the stream it has fed
 // several frames in a row has a Read waiting, it hands the socket to that
-// Read and parks. The Read (the leader) then reads the socket itself, under
+// Read and parks; a Read of that stream that comes to wait while the reader
+// is blocked on the socket (request and response) asks for it, with a past
+// read deadline that wakes the reader (want). The Read (the leader) then reads the socket itself, under
 // its own deadline, for as long as what arrives is DATA for its stream. It
 // gives the socket back when a frame for anything else arrives (unread, for
 // the link's reader), when its stream is closed, fails or has its read
