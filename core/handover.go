@@ -162,8 +162,8 @@ func (l *link) reclaim() {
 // sees what changed: Close, a failure, a new read deadline. Caller holds
 // s.mu.
 func (l *link) interrupt(s *Stream) {
-	if l.rdl == nil {
-		return
+	if l.rdl == nil || l.leading.Load() != s {
+		return // s cannot come to lead meanwhile: handOver holds s.mu
 	}
 	l.rmu.Lock()
 	defer l.rmu.Unlock()
