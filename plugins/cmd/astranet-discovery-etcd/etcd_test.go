@@ -144,18 +144,66 @@ func serveWatched(t *testing.T, impl core.Discovery) (*sdktest.GRPCDiscovery, *s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Close() })
+	mesh, has := startWatched(t, g)
+	return g, mesh, has
+}
+
+// startWatched starts d on a test mesh and returns the mesh and a check of
+// whether the view d publishes holds a service of a name.
+func startWatched(t *testing.T, d core.Discovery) (*sdktest.Mesh, func(name string) bool) {
+	t.Helper()
 	var mu sync.Mutex
 	var view []core.Service
 	mesh := sdktest.NewMesh()
-	if err := g.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
+	if err := d.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
 		t.Fatal(err)
 	}
-	return g, mesh, func(name string) bool {
+	return mesh, func(name string) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.ContainsFunc(view, func(s core.Service) bool { return s.Name == name })
 	}
 }
+
+// privateEtcd is an etcd server of one test's own, on ports it keeps across
+// restarts; it stops when the test ends.
+type privateEtcd struct {
+	t            *testing.T
+	cport, pport int
+	stop         func()
+}
+
+func newPrivateEtcd(t *testing.T) *privateEtcd {
+	t.Helper()
+	e := &privateEtcd{t: t, stop: func() {}}
+	var err error
+	if e.cport, err = freePort(); err == nil {
+		e.pport, err = freePort()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.halt() })
+	return e
+}
+
+// start runs the server with its data in dir.
+func (e *privateEtcd) start(dir string) {
+	e.t.Helper()
+	stop, err := runEtcd(etcdBin, dir, e.cport, e.pport)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.stop = stop
+}
+
+// halt stops the server; start runs it again.
+func (e *privateEtcd) halt() {
+	e.stop()
+	e.stop = func() {}
+}
+
+func (e *privateEtcd) endpoint() string { return "127.0.0.1:" + fmt.Sprint(e.cport) }
 
 // TestCompaction: a watch that resumes from a revision etcd has compacted
 // away makes the plugin reset the host's view and send a fresh snapshot,
@@ -396,20 +444,9 @@ func TestOwnKeyDeletedIsRestored(t *testing.T) {
 // revision would never see a change until the new store caught up.
 func TestEtcdReplaced(t *testing.T) {
 	needEtcd(t)
-	cport, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pport, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop, err := runEtcd(etcdBin, t.TempDir(), cport, pport)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stop() }()
-	endpoint := "127.0.0.1:" + fmt.Sprint(cport)
+	etcd := newPrivateEtcd(t)
+	etcd.start(t.TempDir())
+	endpoint := etcd.endpoint()
 	prefix := newPrefix()
 	e := newEtcdDiscovery(hclog.NewNullLogger())
 	if err := e.Configure(map[string]string{"endpoints": endpoint, "prefix": prefix, "ttl": "2", "dial_timeout": "1s"}); err != nil {
@@ -440,11 +477,8 @@ func TestEtcdReplaced(t *testing.T) {
 	}
 	waitUntil(t, "the first store's services", 5*time.Second, func() bool { return has("mine") && has("old") })
 
-	stop()
-	stop, err = runEtcd(etcdBin, t.TempDir(), cport, pport)
-	if err != nil {
-		t.Fatal(err)
-	}
+	etcd.halt()
+	etcd.start(t.TempDir())
 	put("new", 200)
 	waitUntil(t, "the new store's services", 10*time.Second, func() bool { return has("new") && has("mine") && !has("old") })
 }
@@ -454,22 +488,11 @@ func TestEtcdReplaced(t *testing.T) {
 // view it had (stale, not empty) until the new process has read etcd.
 func TestRestartWhileEtcdDownKeepsView(t *testing.T) {
 	needEtcd(t)
-	cport, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pport, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	etcd := newPrivateEtcd(t)
 	dir := t.TempDir()
-	stop, err := runEtcd(etcdBin, dir, cport, pport)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stop() }()
+	etcd.start(dir)
 	cfg := plugins.DefaultConfig(pluginBin)
-	cfg.Options = map[string]string{"endpoints": "127.0.0.1:" + fmt.Sprint(cport), "prefix": newPrefix(), "ttl": "5", "dial_timeout": "1s"}
+	cfg.Options = map[string]string{"endpoints": etcd.endpoint(), "prefix": newPrefix(), "ttl": "5", "dial_timeout": "1s"}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	d, err := plugins.LoadDiscovery(ctx, cfg)
@@ -477,23 +500,14 @@ func TestRestartWhileEtcdDownKeepsView(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	var mu sync.Mutex
-	var view []core.Service
-	mesh := sdktest.NewMesh()
-	if err := d.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
-		t.Fatal(err)
-	}
-	has := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.ContainsFunc(view, func(s core.Service) bool { return s.Name == "mine" })
-	}
+	mesh, hasName := startWatched(t, d)
+	has := func() bool { return hasName("mine") }
 	if err := d.Register(core.Service{Name: "mine", Node: mesh.ID(), Port: 1}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the service", 5*time.Second, has)
 
-	stop()
+	etcd.halt()
 	if err := syscall.Kill(d.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -506,9 +520,6 @@ func TestRestartWhileEtcdDownKeepsView(t *testing.T) {
 	if !d.Stale() {
 		t.Error("the view is not reported stale")
 	}
-	stop, err = runEtcd(etcdBin, dir, cport, pport)
-	if err != nil {
-		t.Fatal(err)
-	}
+	etcd.start(dir)
 	waitUntil(t, "the view fresh again", 10*time.Second, func() bool { return has() && !d.Stale() })
 }
