@@ -152,44 +152,43 @@ func TestHandOverReadDeadline(t *testing.T) {
 	}
 }
 
+// blockedLeader links two nodes, opens a stream from a to b, and starts a
+// Read of it that holds the socket and waits for bytes; its result arrives
+// on done.
+func blockedLeader(t *testing.T) (a, b *Node, s, peer *Stream, done <-chan error) {
+	t.Helper()
+	a, b, ln := linkedPair(t)
+	s, peer = openPair(t, a, b.ID(), ln)
+	takeSocket(t, s, peer)
+	return a, b, s, peer, readInBackground(t, s)
+}
+
 // Close, a new read deadline, a RESET from the peer and the link's end each
 // end a Read blocked on the socket it holds.
 func TestHandOverInterrupts(t *testing.T) {
 	t.Run("Close", func(t *testing.T) {
-		a, b, ln := linkedPair(t)
-		s, peer := openPair(t, a, b.ID(), ln)
-		takeSocket(t, s, peer)
-		done := readInBackground(t, s)
+		_, _, s, _, done := blockedLeader(t)
 		s.Close()
 		if err := wantWithin(t, done, 2*time.Second, "Close"); !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("Read after Close: %v, want net.ErrClosed", err)
 		}
 	})
 	t.Run("SetReadDeadline", func(t *testing.T) {
-		a, b, ln := linkedPair(t)
-		s, peer := openPair(t, a, b.ID(), ln)
-		takeSocket(t, s, peer)
-		done := readInBackground(t, s)
+		_, _, s, _, done := blockedLeader(t)
 		s.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		if err := wantWithin(t, done, 2*time.Second, "SetReadDeadline"); !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("Read after a deadline set while it waits: %v, want a deadline error", err)
 		}
 	})
 	t.Run("peer reset", func(t *testing.T) {
-		a, b, ln := linkedPair(t)
-		s, peer := openPair(t, a, b.ID(), ln)
-		takeSocket(t, s, peer)
-		done := readInBackground(t, s)
+		_, _, _, peer, done := blockedLeader(t)
 		peer.abort(net.ErrClosed) // a RESET, cancelled
 		if err := wantWithin(t, done, 2*time.Second, "the peer's RESET"); !errors.Is(err, ErrReset) {
 			t.Fatalf("Read after the peer's RESET: %v, want ErrReset", err)
 		}
 	})
 	t.Run("link lost", func(t *testing.T) {
-		a, b, ln := linkedPair(t)
-		s, peer := openPair(t, a, b.ID(), ln)
-		takeSocket(t, s, peer)
-		done := readInBackground(t, s)
+		a, b, _, _, done := blockedLeader(t)
 		b.Close()
 		if err := wantWithin(t, done, 3*time.Second, "the peer's Close"); !errors.Is(err, ErrLinkLost) {
 			t.Fatalf("Read after the link ended: %v, want ErrLinkLost", err)
@@ -197,10 +196,7 @@ func TestHandOverInterrupts(t *testing.T) {
 		waitFor(t, 3*time.Second, "the link gone", func() bool { return !hasLinkTo(a, b.ID()) })
 	})
 	t.Run("node closing", func(t *testing.T) {
-		a, b, ln := linkedPair(t)
-		s, peer := openPair(t, a, b.ID(), ln)
-		takeSocket(t, s, peer)
-		done := readInBackground(t, s)
+		a, _, _, _, done := blockedLeader(t)
 		closed := make(chan struct{})
 		go func() { a.Close(); close(closed) }()
 		if err := wantWithin(t, done, 3*time.Second, "Node.Close"); err == nil {
