@@ -290,17 +290,9 @@ func (s *Stream) Write(p []byte) (int, error) {
 	for s.state&stWriting != 0 {
 		// One Write at a time, as on a net.TCPConn: concurrent Writes do
 		// not interleave their bytes.
-		switch {
-		case s.state&stClosed != 0:
+		if err := s.writeFailed(); err != nil {
 			s.mu.Unlock()
-			return 0, s.opErr("write", net.ErrClosed)
-		case s.err != nil:
-			err := s.err
-			s.mu.Unlock()
-			return 0, s.opErr("write", err)
-		case s.x != nil && !s.x.dl.write.IsZero() && !time.Now().Before(s.x.dl.write):
-			s.mu.Unlock()
-			return 0, s.opErr("write", os.ErrDeadlineExceeded)
+			return 0, err
 		}
 		x := s.extra()
 		x.turns++
@@ -317,6 +309,20 @@ func (s *Stream) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// writeFailed is the error a Write on s returns now, if any: the stream is
+// closed, has failed, or is past its write deadline. Caller holds s.mu.
+func (s *Stream) writeFailed() error {
+	switch {
+	case s.state&stClosed != 0:
+		return s.opErr("write", net.ErrClosed)
+	case s.err != nil:
+		return s.opErr("write", s.err)
+	case s.x != nil && !s.x.dl.write.IsZero() && !time.Now().Before(s.x.dl.write):
+		return s.opErr("write", os.ErrDeadlineExceeded)
+	}
+	return nil
+}
+
 // write is Write for the goroutine whose turn it is. Caller holds s.mu, and
 // holds it again on return.
 func (s *Stream) write(p []byte) (int, error) {
@@ -328,16 +334,11 @@ func (s *Stream) write(p []byte) (int, error) {
 			// next call to report.
 			return total, nil
 		}
-		switch {
-		case s.state&stClosed != 0:
-			return total, s.opErr("write", net.ErrClosed)
-		case s.state&stFinQueued != 0:
+		if s.state&(stClosed|stFinQueued) == stFinQueued {
 			return total, s.opErr("write", ErrWriteClosed)
-		case s.err != nil:
-			err := s.err
-			return total, s.opErr("write", err)
-		case s.x != nil && !s.x.dl.write.IsZero() && !time.Now().Before(s.x.dl.write):
-			return total, s.opErr("write", os.ErrDeadlineExceeded)
+		}
+		if err := s.writeFailed(); err != nil {
+			return total, err
 		}
 		if len(p) == 0 {
 			return total, nil
@@ -409,15 +410,7 @@ func (s *Stream) writeLent(p []byte) (int, error) {
 	}
 	var err error
 	for x.wlent > 0 {
-		switch {
-		case s.state&stClosed != 0:
-			err = s.opErr("write", net.ErrClosed)
-		case s.err != nil:
-			err = s.opErr("write", s.err)
-		case !x.dl.write.IsZero() && !time.Now().Before(x.dl.write):
-			err = s.opErr("write", os.ErrDeadlineExceeded)
-		}
-		if err != nil {
+		if err = s.writeFailed(); err != nil {
 			break
 		}
 		s.wait()
