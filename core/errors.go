@@ -55,9 +55,11 @@ func codeErr(c wire.Code) error {
 		return ErrLinkLost
 	case wire.CodeNotAllowed:
 		return ErrNotAllowed
-	case wire.CodeCancelled, wire.CodeShutdown:
+	case wire.CodeCancelled:
 		return ErrReset
 	}
+	// Other codes (shutdown: a router that is closing refused the stream)
+	// say why in the error's text.
 	return fmt.Errorf("%w (%v)", ErrReset, c)
 }
 

@@ -61,6 +61,7 @@ type Node struct {
 
 	mu        sync.Mutex
 	closed    bool
+	draining  bool // Shutdown: no new links, listeners or transit streams
 	links     map[uint64]*link
 	peers     map[NodeID][]*link
 	ports     map[uint32]*Listener
@@ -413,7 +414,7 @@ func (n *Node) ListenAndServe(network, addr string) (net.Addr, error) {
 		return nil, err
 	}
 	n.mu.Lock()
-	if n.closed {
+	if n.closed || n.draining {
 		n.mu.Unlock()
 		ln.Close()
 		return nil, ErrClosed
@@ -511,7 +512,7 @@ func (n *Node) dialToServe(ctx context.Context, network, addr string) (*link, Tr
 		return nil, nil, err
 	}
 	n.mu.Lock()
-	if n.closed {
+	if n.closed || n.draining {
 		n.mu.Unlock()
 		l.terminate(ErrClosed, true) // not under n.mu: it calls linkDown
 		return nil, nil, ErrClosed
@@ -544,8 +545,8 @@ func (n *Node) keepJoined(l *link, t Transport, network, addr string) {
 				failures = 0
 			}
 		}
-		if n.ctx.Err() != nil {
-			return
+		if n.ctx.Err() != nil || n.isDraining() {
+			return // closed, or shutting down: a new link would carry nothing
 		}
 		// 100 ms, growing 1.6x to 30 s, each wait drawn from [0.5, 1.5) of that.
 		wait := min(100*time.Millisecond*time.Duration(1<<min(failures, 9))*16/10, 30*time.Second)
@@ -592,6 +593,96 @@ func (n *Node) startLoopBack() error {
 		}()
 	}
 	return nil
+}
+
+// Shutdown closes the node gracefully. It stops taking new work at once:
+// listeners (the transport's and the node's own) close, so new links and new
+// streams to this node are refused, Bind, ListenAndServe and Join fail with
+// ErrClosed, a link that drops is not dialled again, and streams that would
+// pass through this node as a router are refused with the shutdown code.
+// Then it waits until every stream on every link has finished (closed by the
+// application at both ends, or failed, with what was written delivered to
+// the peer's kernel), or until ctx is done, and closes the node as Close
+// does. Dial still works meanwhile, for work that needs it to finish.
+//
+// Shutdown returns ctx's error if ctx ended the wait (the streams still open
+// then fail with ErrLinkLost), or what Close returns. Like
+// http.Server.Shutdown, it does not close streams the application holds:
+// the application should close them once their work is done, or bound the
+// wait with ctx. Once Close has run, Shutdown returns nil at once.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.draining = true
+	lns := n.listeners
+	n.listeners = nil
+	bound := make([]*Listener, 0, len(n.ports))
+	for _, ln := range n.ports {
+		bound = append(bound, ln)
+	}
+	n.mu.Unlock()
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for _, ln := range bound {
+		ln.Close()
+	}
+	err := n.drain(ctx)
+	if cerr := n.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// drain waits, polling with a growing interval as http.Server.Shutdown does,
+// until no link carries a stream, ctx is done or the node closes.
+func (n *Node) drain(ctx context.Context) error {
+	const maxPoll = 50 * time.Millisecond
+	poll := time.Millisecond
+	t := time.NewTimer(poll)
+	defer t.Stop()
+	for n.activeStreams() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		poll = min(2*poll, maxPoll)
+		t.Reset(poll)
+	}
+	return nil
+}
+
+// activeStreams counts the streams, forwarded circuits' halves included, on
+// the node's links.
+func (n *Node) activeStreams() int {
+	n.mu.Lock()
+	links := make([]*link, 0, len(n.links)+1)
+	for _, l := range n.links {
+		links = append(links, l)
+	}
+	if n.loop != nil {
+		links = append(links, n.loop)
+	}
+	n.mu.Unlock()
+	count := 0
+	for _, l := range links {
+		l.mu.Lock()
+		count += len(l.streams)
+		l.mu.Unlock()
+	}
+	return count
+}
+
+func (n *Node) isDraining() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.draining
 }
 
 // Close stops the node: its listeners, links and every goroutine it started.
@@ -653,7 +744,7 @@ func (n *Node) BindService(port uint32, name string, metadata map[string]string)
 	defer n.bindMu.Unlock()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
+	if n.closed || n.draining {
 		return nil, ErrClosed
 	}
 	if port == 0 {
@@ -1080,6 +1171,9 @@ func (n *Node) forward(in *link, circuit uint32, o *wire.Open) {
 		return
 	case o.Hops == 0: // it was forwarded with its last hop; the next may only be the destination
 		in.reset(circuit, wire.CodeHopLimit)
+		return
+	case n.isDraining():
+		in.reset(circuit, wire.CodeShutdown)
 		return
 	}
 	out, err := n.route(NodeID(o.DstNode))

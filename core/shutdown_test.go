@@ -1,0 +1,215 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Shutdown delivers what a closed stream still had waiting for the peer's
+// credit: Close alone would drop it with the link.
+func TestShutdownDeliversQueuedBytes(t *testing.T) {
+	a, b, ln := linkedPair(t)
+	s, peer := openPair(t, a, b.ID(), ln)
+
+	// Four stream windows: most of it waits for credit until the peer reads.
+	msg := bytes.Repeat([]byte("0123456789abcdef"), int(4*a.cfg.StreamWindow)/16)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := s.Write(msg)
+		if err == nil {
+			err = s.Close()
+		}
+		wrote <- err
+	}()
+
+	// The reader starts late, so the bytes are still queued when Shutdown
+	// begins.
+	shut := make(chan error, 1)
+	go func() { shut <- a.Shutdown(ctxTimeout(t, 10*time.Second)) }()
+	waitFor(t, 5*time.Second, "shutdown under way", a.isDraining)
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v while a stream still had bytes to send", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	got, err := io.ReadAll(peer)
+	if err != nil {
+		t.Fatalf("peer read after %d bytes: %v", len(got), err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("peer got %d bytes, want %d (equal: %v)", len(got), len(msg), bytes.Equal(got, msg[:min(len(got), len(msg))]))
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("write and close: %v", err)
+	}
+	peer.Close()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	select {
+	case <-a.Done():
+	default:
+		t.Fatal("node not closed after Shutdown")
+	}
+}
+
+// While it drains, a node refuses new work (its listeners, new links, new
+// binds, transit streams) and its open streams carry on both ways.
+func TestShutdownRefusesNewWork(t *testing.T) {
+	a, r, b := line(t, testConfig()) // r routes between a and b
+	lnR, err := r.Bind(7, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lnB, err := b.Bind(7, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo(t, lnR)
+	echo(t, lnB)
+
+	s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: r.ID(), Port: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	shut := make(chan error, 1)
+	go func() { shut <- r.Shutdown(ctxTimeout(t, 10*time.Second)) }()
+	waitFor(t, 5*time.Second, "shutdown under way", r.isDraining)
+
+	// The stream opened before carries on.
+	if err := roundTrip(s, []byte("still here")); err != nil {
+		t.Fatalf("round trip on an open stream during Shutdown: %v", err)
+	}
+	// r's listener is closed: a new stream to it is refused.
+	if _, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: r.ID(), Port: 7}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("dial to a draining node's port: %v, want ErrRefused", err)
+	}
+	if _, err := lnR.AcceptStream(); err == nil {
+		t.Fatal("Accept on a draining node's listener succeeded")
+	}
+	// r no longer routes new streams.
+	if _, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7}); !errors.Is(err, ErrReset) || !strings.Contains(err.Error(), "shutdown") {
+		t.Fatalf("dial through a draining router: %v, want ErrReset saying shutdown", err)
+	}
+	if _, err := r.Bind(8, ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Bind while draining: %v, want ErrClosed", err)
+	}
+	if _, err := r.ListenAndServe("tcp", "127.0.0.1:0"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ListenAndServe while draining: %v, want ErrClosed", err)
+	}
+	addrA, err := a.ListenAndServe("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Join(ctxTimeout(t, 5*time.Second), "tcp", addrA.String()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Join while draining: %v, want ErrClosed", err)
+	}
+	// r's own dials still work: a handler may need one to finish.
+	out, err := r.Dial(ctxTimeout(t, 5*time.Second), Target{Node: b.ID(), Port: 7})
+	if err != nil {
+		t.Fatalf("dial from a draining node: %v", err)
+	}
+	if err := roundTrip(out, []byte("outbound")); err != nil {
+		t.Fatalf("round trip on a stream a draining node opened: %v", err)
+	}
+	out.Close()
+
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a stream open", err)
+	default:
+	}
+	s.Close()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// A stream nobody closes holds Shutdown until its context ends; then the node
+// closes anyway and the stream fails.
+func TestShutdownContextEnds(t *testing.T) {
+	a, b, ln := linkedPair(t)
+	s, peer := openPair(t, a, b.ID(), ln)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	if err := a.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(began); d < 100*time.Millisecond {
+		t.Fatalf("Shutdown returned after %v, before its context ended", d)
+	}
+	if _, err := s.Write([]byte("x")); err == nil {
+		t.Fatal("Write on a stream of a closed node succeeded")
+	}
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(peer); !errors.Is(err, ErrLinkLost) {
+		t.Fatalf("peer read: %v, want ErrLinkLost", err)
+	}
+}
+
+// Shutdown after Close, Close after Shutdown, and two Shutdowns at once all
+// end quietly.
+func TestShutdownRepeated(t *testing.T) {
+	a := newNode(t, testConfig())
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown after Close: %v", err)
+	}
+
+	b, c, _ := linkedPair(t)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- b.Shutdown(ctxTimeout(t, 5*time.Second)) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent Shutdown: %v", err)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close after Shutdown: %v", err)
+	}
+	waitFor(t, 5*time.Second, "peer sees the link go", func() bool { return !hasLinkTo(c, b.ID()) })
+}
+
+// A Joined link that drops while the node drains is not dialled again.
+func TestShutdownStopsRejoin(t *testing.T) {
+	a, b, c := newNode(t, testConfig()), newNode(t, testConfig()), newNode(t, testConfig())
+	r := joinViaRelay(t, a, b)
+	waitFor(t, 5*time.Second, "link a-b", func() bool { return hasLinkTo(a, b.ID()) })
+	connect(t, c, a)
+	lnC, err := c.Bind(7, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := openPair(t, a, c.ID(), lnC) // holds a's Shutdown
+
+	shut := make(chan error, 1)
+	go func() { shut <- a.Shutdown(ctxTimeout(t, 10*time.Second)) }()
+	waitFor(t, 5*time.Second, "shutdown under way", a.isDraining)
+	r.cut()
+	waitFor(t, 5*time.Second, "link a-b gone", func() bool { return !hasLinkTo(a, b.ID()) })
+	// The first re-dial comes within 240 ms of the drop.
+	for range 30 {
+		if hasLinkTo(a, b.ID()) {
+			t.Fatal("a draining node joined its peer again")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Close()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
