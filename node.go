@@ -229,6 +229,18 @@ func (n *node) Close() error {
 	return err
 }
 
+// Shutdown stops the node gracefully (see AstraNet.Shutdown). Like Close, it
+// does not start an engine that was never used.
+func (n *node) Shutdown(ctx context.Context) error {
+	n.once.Do(func() { n.initErr = ErrClosed })
+	if n.core == nil {
+		return nil
+	}
+	err := n.core.Shutdown(ctx)
+	n.up.close()
+	return err
+}
+
 func (n *node) Attach(conn io.ReadWriter) error {
 	c, err := n.engine()
 	if err != nil {
