@@ -36,6 +36,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	statusEvery := fs.Duration("status-interval", 0, "print routes (links) and services this often; 0 never")
 	maxConns := fs.Int("max-conns", 1024, "the most connections each -expose or -forward proxies at once; more wait in the listener's backlog\n(an -expose's holds 1024 streams, then refuses) until one ends")
 	idleTimeout := fs.Duration("idle-timeout", 0, "close a proxied connection after this long with no bytes either way; 0 never")
+	grace := fs.Duration("grace", 10*time.Second, "on SIGINT or SIGTERM, stop taking connections and give open ones this long to finish;\na second signal, or 0, stops at once")
 	discoveryPlugin := fs.String("discovery-plugin", "", "run discovery in the plugin binary at `path` instead of the embedded mesh discovery")
 	routingPlugin := fs.String("routing-plugin", "", "run routing in the plugin binary at `path` instead of the embedded distance-vector routing")
 	verbose := fs.Bool("v", false, "log at Debug level")
@@ -51,6 +52,8 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = fmt.Errorf("-max-conns %d: want at least 1", *maxConns)
 	case *idleTimeout < 0:
 		err = fmt.Errorf("-idle-timeout %v is negative", *idleTimeout)
+	case *grace < 0:
+		err = fmt.Errorf("-grace %v is negative", *grace)
 	}
 	cfg.maxConns, cfg.idle = *maxConns, *idleTimeout
 	if err != nil {
@@ -59,7 +62,11 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	// The proxies run until ctx ends or the node stops, not until the signal:
+	// open connections get the grace period to finish.
+	proxyCtx, endProxies := context.WithCancel(ctx)
+	defer endProxies()
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := newLogger(stderr, *verbose)
 	opts := []astranet.Option{astranet.WithLogger(log)}
@@ -70,15 +77,15 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		opts = append(opts, astranet.WithRoutingPlugin(plugins.DefaultConfig(*routingPlugin)))
 	}
 	r := &nodeRunner{node: astranet.New(opts...), out: stdout, log: log.Named("cmd")}
-	err = r.start(ctx, cfg)
+	err = r.start(proxyCtx, cfg)
 	if err == nil {
-		r.wait(ctx, *statusEvery)
+		r.wait(sigCtx, *statusEvery)
 	}
-	// Ending ctx ends the proxies, some of which the node's Close would not
-	// (one waiting on its local side alone); and from here a second signal
-	// kills the process as usual.
 	stop()
-	r.stop()
+	if err != nil || ctx.Err() != nil {
+		*grace = 0 // nothing started, or the caller ended ctx: no grace
+	}
+	r.stop(ctx, *grace, endProxies)
 	if err != nil {
 		fmt.Fprintf(stderr, "astranet node: %v\n", err)
 		return 1
@@ -249,12 +256,30 @@ func (r *nodeRunner) printStatus() {
 	}
 }
 
-// stop closes the listeners and the node, then waits for the accept loops
-// and the proxies, which end with the context start was given.
-func (r *nodeRunner) stop() {
+// stop closes the listeners, gives the open connections up to grace to
+// finish (a signal cuts that short), then ends the proxies that are left
+// (endProxies ends the context start was given: some, one waiting on its
+// local side alone, the node's Close would not end), closes the node and
+// waits for the accept loops and the proxies.
+func (r *nodeRunner) stop(ctx context.Context, grace time.Duration, endProxies context.CancelFunc) {
 	for _, l := range r.listeners {
 		l.Close()
 	}
+	if grace > 0 {
+		fmt.Fprintf(r.out, "stopping: open connections have %v to finish; signal again to stop now\n", grace)
+		gctx, cancel := context.WithTimeout(ctx, grace)
+		gctx, stopSignals := signal.NotifyContext(gctx, os.Interrupt, syscall.SIGTERM)
+		if err := r.node.Shutdown(gctx); err != nil {
+			why := "grace period over"
+			if ctx.Err() == nil && errors.Is(err, context.Canceled) {
+				why = "signalled again"
+			}
+			r.log.Warn("closing the connections still open", "reason", why)
+		}
+		stopSignals()
+		cancel()
+	}
+	endProxies()
 	if err := r.node.Close(); err != nil {
 		r.log.Warn("close", "error", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -98,10 +99,11 @@ func TestNodeForwardOutOfFiles(t *testing.T) {
 	}
 }
 
-// TestNodeStopsWithHalfClosedExpose: a node stops on SIGINT even while an
-// -expose proxies a connection whose client has half-closed and whose local
-// service has nothing more to say (yet): the proxy waits in a read from the
-// local service, which the node's Close does not end.
+// TestNodeStopsWithHalfClosedExpose: a node stops on SIGINT, once its grace
+// period is over, even while an -expose proxies a connection whose client
+// has half-closed and whose local service has nothing more to say (yet): the
+// proxy waits in a read from the local service, which the node's Close does
+// not end.
 func TestNodeStopsWithHalfClosedExpose(t *testing.T) {
 	// The local service reads to the end and then holds the connection open
 	// until the test ends.
@@ -129,7 +131,7 @@ func TestNodeStopsWithHalfClosedExpose(t *testing.T) {
 
 	var out, errs syncBuffer
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), cmdArgsEnv+"=node -listen tcp4://127.0.0.1:0 -expose held="+local.Addr().String())
+	cmd.Env = append(os.Environ(), cmdArgsEnv+"=node -grace 300ms -listen tcp4://127.0.0.1:0 -expose held="+local.Addr().String())
 	cmd.Stdout, cmd.Stderr = &out, &errs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -176,5 +178,116 @@ func TestNodeStopsWithHalfClosedExpose(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatalf("node did not stop within 5 s of SIGINT\n%s", out.String())
+	}
+}
+
+// gracefulNode runs "node" as a process that forwards a local address to the
+// "echo" service of an in-test peer, with -grace 30s, and returns the process,
+// its exit, its output and the forward's address.
+func gracefulNode(t *testing.T) (cmd *exec.Cmd, exited chan error, out, errs *syncBuffer, forward string) {
+	t.Helper()
+	peer := astranet.New()
+	var handlers sync.WaitGroup
+	t.Cleanup(handlers.Wait)
+	t.Cleanup(func() { peer.Close() })
+	addr, err := peer.(listenAddrer).ListenAddr("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveName(t, peer, "echo", &handlers, func(c net.Conn) { io.Copy(c, c) })
+
+	out, errs = new(syncBuffer), new(syncBuffer)
+	cmd = exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), cmdArgsEnv+"=node -grace 30s -join tcp4://"+addr.String()+" -forward 127.0.0.1:0=echo")
+	cmd.Stdout, cmd.Stderr = out, errs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	forward = out.waitFor(t, `forwarding tcp://(\S+) -> service "echo"`)
+	out.waitFor(t, `running;`)
+	return cmd, exited, out, errs, forward
+}
+
+// waitExit waits up to d for the node process to exit, and fails the test
+// unless it exited with status 0.
+func waitExit(t *testing.T, exited chan error, errs *syncBuffer, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("node: %v\n%s", err, errs.String())
+		}
+	case <-time.After(d):
+		t.Fatalf("node did not stop within %v of %s\n%s", d, what, errs.String())
+	}
+}
+
+// TestNodeGracefulStop: on SIGTERM a node stops taking connections, lets the
+// open one carry on, and exits as soon as it closes, well before -grace ends.
+func TestNodeGracefulStop(t *testing.T) {
+	cmd, exited, out, errs, forward := gracefulNode(t)
+	c, err := net.DialTimeout("tcp", forward, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, err := echoBack(c, "before", 5*time.Second); err != nil || got != "before" {
+		t.Fatalf("echo before the signal: %q, %v\n%s", got, err, errs.String())
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	out.waitFor(t, `stopping: open connections have (30s) to finish`)
+	if got, err := echoBack(c, "during", 5*time.Second); err != nil || got != "during" {
+		t.Fatalf("echo on the open connection while stopping: %q, %v\n%s", got, err, errs.String())
+	}
+	if c2, err := net.DialTimeout("tcp", forward, 5*time.Second); err == nil {
+		c2.Close()
+		t.Fatal("a new connection to the forward was accepted while stopping")
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("node exited (%v) with a connection open, inside its grace period\n%s", err, errs.String())
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	c.Close()
+	waitExit(t, exited, errs, 5*time.Second, "its last connection closing")
+	if strings.Contains(errs.String(), "closing the connections still open") {
+		t.Errorf("node cut connections although all had finished:\n%s", errs.String())
+	}
+	if !strings.Contains(out.String(), "stopped") {
+		t.Errorf("node did not say it stopped:\n%s", out.String())
+	}
+}
+
+// TestNodeSecondSignalStops: a second signal ends the grace period at once.
+func TestNodeSecondSignalStops(t *testing.T) {
+	cmd, exited, out, errs, forward := gracefulNode(t)
+	c, err := net.DialTimeout("tcp", forward, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, err := echoBack(c, "held", 5*time.Second); err != nil || got != "held" {
+		t.Fatalf("echo: %q, %v\n%s", got, err, errs.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	out.waitFor(t, `stopping: open connections have (30s) to finish`)
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitExit(t, exited, errs, 5*time.Second, "a second SIGTERM")
+	if !strings.Contains(errs.String(), "signalled again") {
+		t.Errorf("node did not say why it cut the open connection:\n%s", errs.String())
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("the open connection did not end cleanly when the node stopped: %v", err)
 	}
 }
