@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -630,6 +631,10 @@ func (l *link) handleAccept(id uint32, a wire.Accept) error {
 			s.mu.Unlock()
 			return &wire.ProtocolError{What: fmt.Sprintf("second ACCEPT on circuit %d", id)}
 		}
+		if err := s.checkAccept(id, a); err != nil {
+			s.mu.Unlock()
+			return err
+		}
 		s.state |= stAccepted
 		s.sendCredit = int64(a.Window)
 		ready := s.sendLen() > 0
@@ -648,11 +653,36 @@ func (l *link) handleAccept(id uint32, a wire.Accept) error {
 	if s.opened == nil || s.state&stAccepted != 0 {
 		return &wire.ProtocolError{What: fmt.Sprintf("ACCEPT on circuit %d, which is not opening", id)}
 	}
+	if err := s.checkAccept(id, a); err != nil {
+		return err
+	}
 	s.state |= stAccepted
 	s.sendCredit = int64(a.Window)
 	s.peer, s.peerPort = NodeID(a.Node), a.Port
 	close(s.opened)
 	return nil
+}
+
+// checkAccept checks that an ACCEPT for s, a stream this side opened, comes
+// from what the OPEN asked for: the node it named, if it named one, and the
+// port, unless it named a service alone. Caller holds s.mu.
+func (s *Stream) checkAccept(id uint32, a wire.Accept) error {
+	nodeOK := s.peer == 0 || NodeID(a.Node) == s.peer
+	portOK := (s.service != "" && s.peerPort == 0) || a.Port == s.peerPort
+	if nodeOK && portOK {
+		return nil
+	}
+	var asked []string
+	if s.peer != 0 {
+		asked = append(asked, "node "+s.peer.String())
+	}
+	if s.service != "" {
+		asked = append(asked, fmt.Sprintf("service %q", s.service))
+	}
+	if s.peerPort != 0 {
+		asked = append(asked, fmt.Sprintf("port %d", s.peerPort))
+	}
+	return &wire.ProtocolError{What: fmt.Sprintf("ACCEPT on circuit %d from node %v port %d, but the OPEN asked for %s", id, NodeID(a.Node), a.Port, strings.Join(asked, ", "))}
 }
 
 func (l *link) handleReset(id uint32, code wire.Code) {

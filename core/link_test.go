@@ -552,3 +552,139 @@ func TestLinkLimit(t *testing.T) {
 		t.Fatalf("hub has %d links, want 2", n)
 	}
 }
+
+// TestAcceptFromWrongPlace: an ACCEPT from a node or port other than the one
+// the OPEN asked for is a protocol error that ends the link, and the dial
+// fails; the stream must not report a remote address it never reached.
+func TestAcceptFromWrongPlace(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		node       uint64
+		port       uint32
+		want       string
+		dialTarget Target
+	}{
+		{"other node", 98, 7, `ACCEPT on circuit \d+ from node 0000000000000062 port 7, but the OPEN asked for node 0000000000000063, port 7`, Target{Node: 99, Port: 7}},
+		{"other port", 99, 8, `from node 0000000000000063 port 8, but the OPEN asked for node 0000000000000063, port 7`, Target{Node: 99, Port: 7}},
+		{"other port of a named service", 99, 8, `port 8, but the OPEN asked for node 0000000000000063, service "echo", port 7`, Target{Node: 99, Port: 7, Service: "echo"}},
+		{"any port of a service", 99, 8, "", Target{Node: 99, Service: "echo"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newNode(t, testConfig())
+			c1, c2 := net.Pipe()
+			defer c2.Close()
+			done := make(chan error, 1)
+			go func() { done <- a.Attach(c1) }()
+			fakePeer(t, c2, 99)
+			waitFor(t, time.Second, "link up", func() bool { return len(a.Links()) == 1 })
+			dialed := make(chan error, 1)
+			go func() {
+				s, err := a.Dial(ctxTimeout(t, 5*time.Second), tc.dialTarget)
+				if err == nil {
+					s.Close()
+				}
+				dialed <- err
+			}()
+			// Answer the first OPEN with the test's ACCEPT; drain the rest.
+			c2.SetDeadline(time.Now().Add(5 * time.Second))
+			for {
+				hdr := make([]byte, wire.HeaderSize)
+				if _, err := io.ReadFull(c2, hdr); err != nil {
+					t.Fatal(err)
+				}
+				h, err := wire.ParseHeader(hdr, 64<<10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.CopyN(io.Discard, c2, int64(h.Length)); err != nil {
+					t.Fatal(err)
+				}
+				if h.Type == wire.TypeOpen {
+					acc := wire.AppendAccept(nil, wire.Accept{Node: tc.node, Port: tc.port, Window: 256 << 10})
+					go c2.Write(append(wire.AppendHeader(nil, wire.Header{Length: uint32(len(acc)), Type: wire.TypeAccept, Circuit: h.Circuit}), acc...))
+					break
+				}
+			}
+			c2.SetDeadline(time.Time{})
+			go io.Copy(io.Discard, c2)
+			err := <-dialed
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("dial: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrLinkLost) {
+				t.Fatalf("dial: %v, want ErrLinkLost", err)
+			}
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("link did not end within 5 s")
+			}
+			if err == nil || !regexp.MustCompile(tc.want).MatchString(err.Error()) {
+				t.Fatalf("link ended with %v, want an error matching %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRouterChecksAccept: a router checks the far end's ACCEPT against the
+// OPEN it forwarded, and ends the link it came on.
+func TestRouterChecksAccept(t *testing.T) {
+	ra := &staticRouting{via: map[NodeID]NodeID{}}
+	a := newNode(t, testConfig(), func(o *Options) { o.Routing = ra })
+	r := newNode(t, testConfig())
+	ra.via[99] = r.ID()
+	connect(t, r, a)
+	c1, c2 := net.Pipe()
+	defer c2.Close()
+	done := make(chan error, 1)
+	go func() { done <- r.Attach(c1) }()
+	fakePeer(t, c2, 99)
+	waitFor(t, 5*time.Second, "route to 99", func() bool { return a.reachable(99) && hasLinkTo(r, 99) })
+
+	dialed := make(chan error, 1)
+	go func() {
+		s, err := a.Dial(ctxTimeout(t, 5*time.Second), Target{Node: 99, Port: 7})
+		if err == nil {
+			s.Close()
+		}
+		dialed <- err
+	}()
+	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	for {
+		hdr := make([]byte, wire.HeaderSize)
+		if _, err := io.ReadFull(c2, hdr); err != nil {
+			t.Fatal(err)
+		}
+		h, err := wire.ParseHeader(hdr, 64<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.CopyN(io.Discard, c2, int64(h.Length)); err != nil {
+			t.Fatal(err)
+		}
+		if h.Type == wire.TypeOpen {
+			acc := wire.AppendAccept(nil, wire.Accept{Node: 98, Port: 7, Window: 256 << 10})
+			go c2.Write(append(wire.AppendHeader(nil, wire.Header{Length: uint32(len(acc)), Type: wire.TypeAccept, Circuit: h.Circuit}), acc...))
+			break
+		}
+	}
+	c2.SetDeadline(time.Time{})
+	go io.Copy(io.Discard, c2)
+	if err := <-dialed; !errors.Is(err, ErrLinkLost) {
+		t.Fatalf("dial: %v, want ErrLinkLost", err)
+	}
+	select {
+	case err := <-done:
+		if want := "from node 0000000000000062 port 7, but the OPEN asked for node 0000000000000063, port 7"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("the router's link ended with %v, want %q", err, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the router's link did not end within 5 s")
+	}
+	if !hasLinkTo(r, a.ID()) {
+		t.Fatal("the router lost its healthy link too")
+	}
+}
