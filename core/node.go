@@ -323,7 +323,9 @@ func (n *Node) handshake(conn io.ReadWriter, network string, loopInitiator bool)
 	odd := n.id < NodeID(peer.Node) || (loop && loopInitiator)
 	l := newLink(n, conn, peer, odd, network)
 	n.mu.Lock()
-	if n.closed {
+	if n.closed || (n.draining && !loop) {
+		// A draining node takes no new link, however it came: an inbound
+		// handshake that began before Shutdown, Attach, or a re-dial.
 		n.mu.Unlock()
 		return fail(ErrClosed)
 	}
@@ -555,6 +557,9 @@ func (n *Node) keepJoined(l *link, t Transport, network, addr string) {
 		case <-time.After(wait):
 		case <-n.ctx.Done():
 			return
+		}
+		if n.isDraining() {
+			return // Shutdown began during the wait
 		}
 		var err error
 		l, err = n.dialLink(n.ctx, t, network, addr)

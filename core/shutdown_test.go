@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +209,67 @@ func TestShutdownStopsRejoin(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	s.Close()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// A Joined link that dropped just before Shutdown, and whose re-dial is
+// waiting out its backoff, is not dialled again either.
+func TestShutdownStopsRejoinInBackoff(t *testing.T) {
+	a, b, c := newNode(t, testConfig()), newNode(t, testConfig()), newNode(t, testConfig())
+	r := joinViaRelay(t, a, b)
+	waitFor(t, 5*time.Second, "link a-b", func() bool { return hasLinkTo(a, b.ID()) })
+	connect(t, c, a)
+	lnC, err := c.Bind(7, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := openPair(t, a, c.ID(), lnC) // holds a's Shutdown
+
+	r.cut()
+	waitFor(t, 5*time.Second, "link a-b gone", func() bool { return !hasLinkTo(a, b.ID()) })
+	// keepJoined now waits at least 80 ms before it dials again.
+	shut := make(chan error, 1)
+	go func() { shut <- a.Shutdown(ctxTimeout(t, 10*time.Second)) }()
+	waitFor(t, 5*time.Second, "shutdown under way", a.isDraining)
+	// The first re-dial comes within 240 ms of the drop.
+	for range 30 {
+		if hasLinkTo(a, b.ID()) || hasLinkTo(b, a.ID()) {
+			t.Fatal("a draining node joined its peer again")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Close()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// Attach, like Join, adds no link to a draining node.
+func TestShutdownRefusesAttach(t *testing.T) {
+	a, b, ln := linkedPair(t)
+	s, _ := openPair(t, a, b.ID(), ln) // holds a's Shutdown
+	c := newNode(t, testConfig())
+
+	shut := make(chan error, 1)
+	go func() { shut <- a.Shutdown(ctxTimeout(t, 10*time.Second)) }()
+	waitFor(t, 5*time.Second, "shutdown under way", a.isDraining)
+
+	c1, c2 := net.Pipe()
+	attached, other := make(chan error, 1), make(chan error, 1)
+	go func() { attached <- a.Attach(c1) }()
+	go func() { other <- c.Attach(c2) }()
+	select {
+	case err := <-attached:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Attach to a draining node: %v, want ErrClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("Attach to a draining node was not refused (links to c: %v)", hasLinkTo(a, c.ID()))
+	}
+	<-other
 	s.Close()
 	if err := <-shut; err != nil {
 		t.Fatalf("Shutdown: %v", err)
