@@ -66,8 +66,13 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// open connections get the grace period to finish.
 	proxyCtx, endProxies := context.WithCancel(ctx)
 	defer endProxies()
-	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// One channel for the whole run, with room for two signals: the first
+	// starts the grace period, the second ends it, however soon it follows
+	// (the two must neither be lost between two registrations nor find the
+	// default action, which kills the process, in between).
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	log := newLogger(stderr, *verbose)
 	opts := []astranet.Option{astranet.WithLogger(log)}
 	if *discoveryPlugin != "" {
@@ -79,13 +84,12 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	r := &nodeRunner{node: astranet.New(opts...), out: stdout, log: log.Named("cmd")}
 	err = r.start(proxyCtx, cfg)
 	if err == nil {
-		r.wait(sigCtx, *statusEvery)
+		r.wait(ctx, sigs, *statusEvery)
 	}
-	stop()
 	if err != nil || ctx.Err() != nil {
 		*grace = 0 // nothing started, or the caller ended ctx: no grace
 	}
-	r.stop(ctx, *grace, endProxies)
+	r.stop(ctx, *grace, sigs, endProxies)
 	if err != nil {
 		fmt.Fprintf(stderr, "astranet node: %v\n", err)
 		return 1
@@ -223,8 +227,9 @@ func (r *nodeRunner) serve(l net.Listener, max int, handle func(net.Conn)) {
 	})
 }
 
-// wait blocks until ctx ends, printing the status every interval (if > 0).
-func (r *nodeRunner) wait(ctx context.Context, interval time.Duration) {
+// wait blocks until ctx ends or a signal comes on sigs, printing the status
+// every interval (if > 0).
+func (r *nodeRunner) wait(ctx context.Context, sigs <-chan os.Signal, interval time.Duration) {
 	var tick <-chan time.Time
 	if interval > 0 {
 		t := time.NewTicker(interval)
@@ -234,6 +239,8 @@ func (r *nodeRunner) wait(ctx context.Context, interval time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-sigs:
 			return
 		case <-tick:
 			r.printStatus()
@@ -256,29 +263,46 @@ func (r *nodeRunner) printStatus() {
 	}
 }
 
+// errSignalledAgain ends the grace period when a second signal comes.
+var errSignalledAgain = errors.New("signalled again")
+
 // stop closes the listeners, gives the open connections up to grace to
-// finish (a signal cuts that short), then ends the proxies that are left
-// (endProxies ends the context start was given: some, one waiting on its
-// local side alone, the node's Close would not end), closes the node and
-// waits for the accept loops and the proxies.
-func (r *nodeRunner) stop(ctx context.Context, grace time.Duration, endProxies context.CancelFunc) {
+// finish (a signal on sigs cuts that short), then ends the proxies that are
+// left (endProxies ends the context start was given: some, one waiting on
+// its local side alone, the node's Close would not end), closes the node and
+// waits for the accept loops and the proxies. From the end of the grace
+// period on, signals act as they do by default.
+func (r *nodeRunner) stop(ctx context.Context, grace time.Duration, sigs chan os.Signal, endProxies context.CancelFunc) {
 	for _, l := range r.listeners {
 		l.Close()
 	}
 	if grace > 0 {
 		fmt.Fprintf(r.out, "stopping: open connections have %v to finish; signal again to stop now\n", grace)
-		gctx, cancel := context.WithTimeout(ctx, grace)
-		gctx, stopSignals := signal.NotifyContext(gctx, os.Interrupt, syscall.SIGTERM)
-		if err := r.node.Shutdown(gctx); err != nil {
+		tctx, cancelTimeout := context.WithTimeout(ctx, grace)
+		gctx, cancel := context.WithCancelCause(tctx)
+		go func() {
+			select {
+			case <-sigs:
+				cancel(errSignalledAgain)
+			case <-gctx.Done():
+			}
+		}()
+		err := r.node.Shutdown(gctx)
+		switch {
+		case err == nil:
+		case gctx.Err() != nil:
 			why := "grace period over"
-			if ctx.Err() == nil && errors.Is(err, context.Canceled) {
+			if errors.Is(context.Cause(gctx), errSignalledAgain) {
 				why = "signalled again"
 			}
 			r.log.Warn("closing the connections still open", "reason", why)
+		default:
+			r.log.Warn("shutdown", "error", err)
 		}
-		stopSignals()
-		cancel()
+		cancel(nil)
+		cancelTimeout()
 	}
+	signal.Stop(sigs)
 	endProxies()
 	if err := r.node.Close(); err != nil {
 		r.log.Warn("close", "error", err)

@@ -291,3 +291,22 @@ func TestNodeSecondSignalStops(t *testing.T) {
 		t.Fatalf("the open connection did not end cleanly when the node stopped: %v", err)
 	}
 }
+
+// TestNodeQuickSecondSignal: a second signal that comes right after the
+// first, before the node has begun to drain, is not lost (nor does it kill
+// the process): it ends the grace period too. (SIGTERM then SIGINT: two of
+// the same signal can merge while pending.)
+func TestNodeQuickSecondSignal(t *testing.T) {
+	cmd, exited, _, errs, forward := gracefulNode(t)
+	c, err := net.DialTimeout("tcp", forward, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, err := echoBack(c, "held", 5*time.Second); err != nil || got != "held" {
+		t.Fatalf("echo: %q, %v\n%s", got, err, errs.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Process.Signal(syscall.SIGINT)
+	waitExit(t, exited, errs, 5*time.Second, "two signals")
+}
