@@ -57,6 +57,7 @@ type link struct {
 	overrun    bool // the control queue passed maxControl; the link is being closed
 	writing    bool // a goroutine is between take and send; it alone uses w and spare
 	handoff    bool // with writing: sendNow or writeDirect left the rest of w to the writer
+	lastWords  bool // with writing: w holds a stream's FIN, its last frame (Shutdown waits for it)
 	w          batch
 	spare      []byte // the control buffer last sent, for reuse
 
@@ -865,6 +866,7 @@ func (l *link) send() error {
 	w.creditUpstream()
 	l.mu.Lock()
 	l.writing = false
+	l.lastWords = false
 	l.mu.Unlock()
 	return err
 }
@@ -999,6 +1001,7 @@ func (l *link) endTurn(err error) {
 	w.creditUpstream()
 	l.mu.Lock()
 	l.writing = false
+	l.lastWords = false
 	more := l.closed || l.due()
 	l.mu.Unlock()
 	if err != nil {
@@ -1299,6 +1302,11 @@ func (l *link) fill(w *batch) {
 		s.mu.Unlock()
 		if done {
 			l.forget(s)
+		}
+		if flags != 0 {
+			// A FIN: the stream may leave streams (now, or when the
+			// peer's FIN comes) before the batch is written.
+			l.lastWords = true
 		}
 		if more {
 			s.inReady = true

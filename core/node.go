@@ -664,7 +664,9 @@ func (n *Node) drain(ctx context.Context) error {
 }
 
 // activeStreams counts the streams, forwarded circuits' halves included, on
-// the node's links.
+// the node's links, and the writes in progress of streams' FINs: a stream
+// may leave link.streams once the writer has taken its FIN, before that is
+// written, and a closing link gives the write only drainTimeout.
 func (n *Node) activeStreams() int {
 	n.mu.Lock()
 	links := make([]*link, 0, len(n.links)+1)
@@ -679,6 +681,9 @@ func (n *Node) activeStreams() int {
 	for _, l := range links {
 		l.mu.Lock()
 		count += len(l.streams)
+		if l.writing && l.lastWords {
+			count++
+		}
 		l.mu.Unlock()
 	}
 	return count

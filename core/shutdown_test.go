@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -274,4 +277,191 @@ func TestShutdownRefusesAttach(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
+}
+
+// A stream whose FIN the link's writer has taken, but not yet written, may
+// leave link.streams (at once after Close, or when the peer's FIN comes after
+// CloseWrite): Shutdown still waits for that write, rather than give it only
+// the second a closing link has to drain.
+func TestShutdownWaitsForTheWriter(t *testing.T) {
+	for _, closeWrite := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Close", true: "CloseWrite then the peer's FIN"}[closeWrite], func(t *testing.T) {
+			a, b := newNode(t, testConfig()), newNode(t, testConfig())
+			c1, c2 := tcpConnPair(t)
+			g := &gatedConn{Conn: c1, changed: make(chan struct{}), tokens: make(chan struct{}, 1)}
+			attached := make(chan error, 2)
+			go func() { attached <- a.Attach(g) }()
+			go func() { attached <- b.Attach(c2) }()
+			t.Cleanup(func() { a.Close(); b.Close(); <-attached; <-attached })
+			waitFor(t, 5*time.Second, "link a-b", func() bool { return hasLinkTo(a, b.ID()) && hasLinkTo(b, a.ID()) })
+			ln, err := b.Bind(7, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, peer := openPair(t, a, b.ID(), ln)
+
+			// a's writer takes the bytes and blocks writing them; the FIN
+			// queues behind. Then that write goes through, and the writer
+			// takes the FIN and blocks writing it.
+			g.stall()
+			msg := []byte("the last words")
+			if _, err := s.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "a's writer blocked", func() bool { return g.blocked() == 1 })
+			if closeWrite {
+				s.CloseWrite()
+			} else {
+				s.Close()
+			}
+			g.passOne()
+			waitFor(t, 5*time.Second, "a's writer blocked on the FIN", func() bool { return g.passed() == 1 && g.blocked() == 1 })
+			if closeWrite {
+				peer.CloseWrite()
+			}
+			waitFor(t, 5*time.Second, "the stream gone from a's link", func() bool { return len(onlyLink(t, a).streamsNow()) == 0 })
+
+			shut := make(chan error, 1)
+			go func() { shut <- a.Shutdown(ctxTimeout(t, 20*time.Second)) }()
+			time.Sleep(1500 * time.Millisecond) // longer than a closing link drains
+			g.open()
+
+			peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(peer)
+			if err != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("peer got %q: %v", got, err)
+			}
+			if err := <-shut; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+		})
+	}
+}
+
+func (l *link) streamsNow() map[uint32]*Stream {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.streams)
+}
+
+// tcpConnPair returns the two ends of a TCP connection on loopback.
+func tcpConnPair(t testing.TB) (net.Conn, net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c1, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := ln.Accept()
+	if err != nil {
+		c1.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c1.Close(); c2.Close() })
+	return c1, c2
+}
+
+// gatedConn is a net.Conn whose Writes, while it is stalled, wait for a
+// token (passOne) or for it to open, and honour the write deadline meanwhile.
+// It hides the TCP connection's raw socket: every write goes through Write.
+type gatedConn struct {
+	net.Conn
+	tokens chan struct{}
+
+	mu       sync.Mutex
+	gate     chan struct{} // non-nil while stalled; closed by open
+	deadline time.Time
+	changed  chan struct{} // closed and replaced when the deadline changes
+	waiting  int
+	through  int // writes let through by a token
+}
+
+func (c *gatedConn) stall() {
+	c.mu.Lock()
+	c.gate = make(chan struct{})
+	c.mu.Unlock()
+}
+
+func (c *gatedConn) open() {
+	c.mu.Lock()
+	close(c.gate)
+	c.gate = nil
+	c.mu.Unlock()
+}
+
+func (c *gatedConn) passOne() { c.tokens <- struct{}{} }
+
+func (c *gatedConn) blocked() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waiting
+}
+
+func (c *gatedConn) passed() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.through
+}
+
+func (c *gatedConn) Write(p []byte) (int, error) {
+	for {
+		c.mu.Lock()
+		gate, dl, changed := c.gate, c.deadline, c.changed
+		if gate == nil {
+			c.mu.Unlock()
+			return c.Conn.Write(p)
+		}
+		c.waiting++
+		c.mu.Unlock()
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		if !dl.IsZero() {
+			timer = time.NewTimer(time.Until(dl))
+			timeout = timer.C
+		}
+		var err error
+		token := false
+		select {
+		case <-gate:
+		case <-changed:
+		case <-c.tokens:
+			token = true
+		case <-timeout:
+			err = os.ErrDeadlineExceeded
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		c.mu.Lock()
+		c.waiting--
+		if token {
+			c.through++
+		}
+		c.mu.Unlock()
+		switch {
+		case token:
+			return c.Conn.Write(p)
+		case err != nil:
+			return 0, err
+		}
+	}
+}
+
+func (c *gatedConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *gatedConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
 }
