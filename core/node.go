@@ -602,9 +602,10 @@ func (n *Node) startLoopBack() error {
 
 // Shutdown closes the node gracefully. It stops taking new work at once:
 // listeners (the transport's and the node's own) close, so new links and new
-// streams to this node are refused, Bind, ListenAndServe and Join fail with
-// ErrClosed, a link that drops is not dialled again, and streams that would
-// pass through this node as a router are refused with the shutdown code.
+// streams to this node are refused, Bind, ListenAndServe, Join, Connect and
+// Attach fail with ErrClosed, a link that drops is not dialled again (nor is
+// one whose re-dial was waiting), and streams that would pass through this
+// node as a router are refused with the shutdown code.
 // Then it waits until every stream on every link has finished (closed by the
 // application at both ends, or failed, with what was written delivered to
 // the peer's kernel), or until ctx is done, and closes the node as Close
