@@ -602,14 +602,15 @@ func (n *Node) startLoopBack() error {
 
 // Shutdown closes the node gracefully. It stops taking new work at once:
 // listeners (the transport's and the node's own) close, so new links and new
-// streams to this node are refused, Bind, ListenAndServe, Join, Connect and
-// Attach fail with ErrClosed, a link that drops is not dialled again (nor is
-// one whose re-dial was waiting), and streams that would pass through this
-// node as a router are refused with the shutdown code.
-// Then it waits until every stream on every link has finished (closed by the
-// application at both ends, or failed, with what was written delivered to
-// the peer's kernel), or until ctx is done, and closes the node as Close
-// does. Dial still works meanwhile, for work that needs it to finish.
+// streams to this node are refused (streams queued in a listener's backlog,
+// not yet accepted, are refused as Listener.Close does), Bind,
+// ListenAndServe, Join, Connect and Attach fail with ErrClosed, a link that
+// drops is not dialled again (nor is one whose re-dial was waiting), and
+// streams that would pass through this node as a router are refused with the
+// shutdown code. Then it waits until every stream on every link has finished
+// (closed by the application, with what was written handed to the network,
+// or failed), or until ctx is done, and closes the node as Close does. Dial
+// still works meanwhile, for work that needs it to finish.
 //
 // Shutdown returns ctx's error if ctx ended the wait (the streams still open
 // then fail with ErrLinkLost), or what Close returns. Like
