@@ -624,19 +624,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	n.draining = true
-	lns := n.listeners
-	n.listeners = nil
-	bound := make([]*Listener, 0, len(n.ports))
-	for _, ln := range n.ports {
-		bound = append(bound, ln)
-	}
+	closeListeners := n.takeListeners()
 	n.mu.Unlock()
-	for _, ln := range lns {
-		ln.Close()
-	}
-	for _, ln := range bound {
-		ln.Close()
-	}
+	closeListeners()
 	err := n.drain(ctx)
 	if cerr := n.Close(); err == nil {
 		err = cerr
@@ -671,13 +661,7 @@ func (n *Node) drain(ctx context.Context) error {
 // written, and a closing link gives the write only drainTimeout.
 func (n *Node) activeStreams() int {
 	n.mu.Lock()
-	links := make([]*link, 0, len(n.links)+1)
-	for _, l := range n.links {
-		links = append(links, l)
-	}
-	if n.loop != nil {
-		links = append(links, n.loop)
-	}
+	links := n.allLinks()
 	n.mu.Unlock()
 	count := 0
 	for _, l := range links {
@@ -691,10 +675,43 @@ func (n *Node) activeStreams() int {
 	return count
 }
 
+// allLinks lists the node's links, the self-link's dialling end included.
+// Caller holds n.mu.
+func (n *Node) allLinks() []*link {
+	links := make([]*link, 0, len(n.links)+1)
+	for _, l := range n.links {
+		links = append(links, l)
+	}
+	if n.loop != nil {
+		links = append(links, n.loop)
+	}
+	return links
+}
+
 func (n *Node) isDraining() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.draining
+}
+
+// takeListeners takes the transport listeners (which the node then forgets)
+// and the node's own listeners (which unbind themselves as they close), and
+// returns what closes them all, to be called without n.mu. Caller holds n.mu.
+func (n *Node) takeListeners() (closeAll func()) {
+	lns := n.listeners
+	n.listeners = nil
+	bound := make([]*Listener, 0, len(n.ports))
+	for _, ln := range n.ports {
+		bound = append(bound, ln)
+	}
+	return func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		for _, ln := range bound {
+			ln.Close()
+		}
+	}
 }
 
 // Close stops the node: its listeners, links and every goroutine it started.
@@ -706,27 +723,11 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
-	lns := n.listeners
-	n.listeners = nil
-	var bound []*Listener
-	for _, ln := range n.ports {
-		bound = append(bound, ln)
-	}
-	links := make([]*link, 0, len(n.links)+1)
-	for _, l := range n.links {
-		links = append(links, l)
-	}
-	if n.loop != nil {
-		links = append(links, n.loop)
-	}
+	closeListeners := n.takeListeners()
+	links := n.allLinks()
 	n.mu.Unlock()
 	n.cancel()
-	for _, ln := range lns {
-		ln.Close()
-	}
-	for _, ln := range bound {
-		ln.Close()
-	}
+	closeListeners()
 	for _, l := range links {
 		l.terminate(fmt.Errorf("%w: node closing", ErrClosed), true)
 	}
