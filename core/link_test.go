@@ -553,6 +553,33 @@ func TestLinkLimit(t *testing.T) {
 	}
 }
 
+// answerOpen plays the far end on conn: it answers the first OPEN it reads
+// with acc, then reads and drops whatever else comes.
+func answerOpen(t *testing.T, conn net.Conn, acc wire.Accept) {
+	t.Helper()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	for {
+		hdr := make([]byte, wire.HeaderSize)
+		if _, err := io.ReadFull(conn, hdr); err != nil {
+			t.Fatal(err)
+		}
+		h, err := wire.ParseHeader(hdr, 64<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.CopyN(io.Discard, conn, int64(h.Length)); err != nil {
+			t.Fatal(err)
+		}
+		if h.Type == wire.TypeOpen {
+			p := wire.AppendAccept(nil, acc)
+			go conn.Write(append(wire.AppendHeader(nil, wire.Header{Length: uint32(len(p)), Type: wire.TypeAccept, Circuit: h.Circuit}), p...))
+			break
+		}
+	}
+	conn.SetDeadline(time.Time{})
+	go io.Copy(io.Discard, conn)
+}
+
 // TestAcceptFromWrongPlace: an ACCEPT from a node or port other than the one
 // the OPEN asked for is a protocol error that ends the link, and the dial
 // fails; the stream must not report a remote address it never reached.
@@ -585,28 +612,7 @@ func TestAcceptFromWrongPlace(t *testing.T) {
 				}
 				dialed <- err
 			}()
-			// Answer the first OPEN with the test's ACCEPT; drain the rest.
-			c2.SetDeadline(time.Now().Add(5 * time.Second))
-			for {
-				hdr := make([]byte, wire.HeaderSize)
-				if _, err := io.ReadFull(c2, hdr); err != nil {
-					t.Fatal(err)
-				}
-				h, err := wire.ParseHeader(hdr, 64<<10)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := io.CopyN(io.Discard, c2, int64(h.Length)); err != nil {
-					t.Fatal(err)
-				}
-				if h.Type == wire.TypeOpen {
-					acc := wire.AppendAccept(nil, wire.Accept{Node: tc.node, Port: tc.port, Window: 256 << 10})
-					go c2.Write(append(wire.AppendHeader(nil, wire.Header{Length: uint32(len(acc)), Type: wire.TypeAccept, Circuit: h.Circuit}), acc...))
-					break
-				}
-			}
-			c2.SetDeadline(time.Time{})
-			go io.Copy(io.Discard, c2)
+			answerOpen(t, c2, wire.Accept{Node: tc.node, Port: tc.port, Window: 256 << 10})
 			err := <-dialed
 			if tc.want == "" {
 				if err != nil {
@@ -652,27 +658,7 @@ func TestRouterChecksAccept(t *testing.T) {
 		}
 		dialed <- err
 	}()
-	c2.SetDeadline(time.Now().Add(5 * time.Second))
-	for {
-		hdr := make([]byte, wire.HeaderSize)
-		if _, err := io.ReadFull(c2, hdr); err != nil {
-			t.Fatal(err)
-		}
-		h, err := wire.ParseHeader(hdr, 64<<10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.CopyN(io.Discard, c2, int64(h.Length)); err != nil {
-			t.Fatal(err)
-		}
-		if h.Type == wire.TypeOpen {
-			acc := wire.AppendAccept(nil, wire.Accept{Node: 98, Port: 7, Window: 256 << 10})
-			go c2.Write(append(wire.AppendHeader(nil, wire.Header{Length: uint32(len(acc)), Type: wire.TypeAccept, Circuit: h.Circuit}), acc...))
-			break
-		}
-	}
-	c2.SetDeadline(time.Time{})
-	go io.Copy(io.Discard, c2)
+	answerOpen(t, c2, wire.Accept{Node: 98, Port: 7, Window: 256 << 10})
 	if err := <-dialed; !errors.Is(err, ErrLinkLost) {
 		t.Fatalf("dial: %v, want ErrLinkLost", err)
 	}

@@ -188,65 +188,51 @@ func TestShutdownRepeated(t *testing.T) {
 	waitFor(t, 5*time.Second, "peer sees the link go", func() bool { return !hasLinkTo(c, b.ID()) })
 }
 
-// A Joined link that drops while the node drains is not dialled again.
+// A Joined link that drops while the node drains is not dialled again; nor
+// is one that dropped just before Shutdown, whose re-dial was waiting out
+// its backoff.
 func TestShutdownStopsRejoin(t *testing.T) {
-	a, b, c := newNode(t, testConfig()), newNode(t, testConfig()), newNode(t, testConfig())
-	r := joinViaRelay(t, a, b)
-	waitFor(t, 5*time.Second, "link a-b", func() bool { return hasLinkTo(a, b.ID()) })
-	connect(t, c, a)
-	lnC, err := c.Bind(7, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := openPair(t, a, c.ID(), lnC) // holds a's Shutdown
-
-	shut := make(chan error, 1)
-	go func() { shut <- a.Shutdown(ctxTimeout(t, 10*time.Second)) }()
-	waitFor(t, 5*time.Second, "shutdown under way", a.isDraining)
-	r.cut()
-	waitFor(t, 5*time.Second, "link a-b gone", func() bool { return !hasLinkTo(a, b.ID()) })
-	// The first re-dial comes within 240 ms of the drop.
-	for range 30 {
-		if hasLinkTo(a, b.ID()) {
-			t.Fatal("a draining node joined its peer again")
+	for _, dropFirst := range []bool{false, true} {
+		name := "drop while draining"
+		if dropFirst {
+			name = "drop before Shutdown"
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.Close()
-	if err := <-shut; err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-}
+		t.Run(name, func(t *testing.T) {
+			a, b, c := newNode(t, testConfig()), newNode(t, testConfig()), newNode(t, testConfig())
+			r := joinViaRelay(t, a, b)
+			waitFor(t, 5*time.Second, "link a-b", func() bool { return hasLinkTo(a, b.ID()) })
+			connect(t, c, a)
+			lnC, err := c.Bind(7, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, _ := openPair(t, a, c.ID(), lnC) // holds a's Shutdown
 
-// A Joined link that dropped just before Shutdown, and whose re-dial is
-// waiting out its backoff, is not dialled again either.
-func TestShutdownStopsRejoinInBackoff(t *testing.T) {
-	a, b, c := newNode(t, testConfig()), newNode(t, testConfig()), newNode(t, testConfig())
-	r := joinViaRelay(t, a, b)
-	waitFor(t, 5*time.Second, "link a-b", func() bool { return hasLinkTo(a, b.ID()) })
-	connect(t, c, a)
-	lnC, err := c.Bind(7, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := openPair(t, a, c.ID(), lnC) // holds a's Shutdown
-
-	r.cut()
-	waitFor(t, 5*time.Second, "link a-b gone", func() bool { return !hasLinkTo(a, b.ID()) })
-	// keepJoined now waits at least 80 ms before it dials again.
-	shut := make(chan error, 1)
-	go func() { shut <- a.Shutdown(ctxTimeout(t, 10*time.Second)) }()
-	waitFor(t, 5*time.Second, "shutdown under way", a.isDraining)
-	// The first re-dial comes within 240 ms of the drop.
-	for range 30 {
-		if hasLinkTo(a, b.ID()) || hasLinkTo(b, a.ID()) {
-			t.Fatal("a draining node joined its peer again")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.Close()
-	if err := <-shut; err != nil {
-		t.Fatalf("Shutdown: %v", err)
+			drop := func() {
+				r.cut()
+				waitFor(t, 5*time.Second, "link a-b gone", func() bool { return !hasLinkTo(a, b.ID()) })
+			}
+			if dropFirst {
+				drop() // keepJoined now waits at least 80 ms before it dials again
+			}
+			shut := make(chan error, 1)
+			go func() { shut <- a.Shutdown(ctxTimeout(t, 10*time.Second)) }()
+			waitFor(t, 5*time.Second, "shutdown under way", a.isDraining)
+			if !dropFirst {
+				drop()
+			}
+			// The first re-dial comes within 240 ms of the drop.
+			for range 30 {
+				if hasLinkTo(a, b.ID()) || hasLinkTo(b, a.ID()) {
+					t.Fatal("a draining node joined its peer again")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			s.Close()
+			if err := <-shut; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+		})
 	}
 }
 

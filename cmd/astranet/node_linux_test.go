@@ -216,6 +216,21 @@ func gracefulNode(t *testing.T) (cmd *exec.Cmd, exited chan error, out, errs *sy
 	return cmd, exited, out, errs, forward
 }
 
+// echoThrough connects to forward and echoes msg through it, and returns the
+// connection, which closes when the test ends.
+func echoThrough(t *testing.T, forward, msg string, errs *syncBuffer) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", forward, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if got, err := echoBack(c, msg, 5*time.Second); err != nil || got != msg {
+		t.Fatalf("echo %q through the node: got %q, %v\n%s", msg, got, err, errs.String())
+	}
+	return c
+}
+
 // waitExit waits up to d for the node process to exit, and fails the test
 // unless it exited with status 0.
 func waitExit(t *testing.T, exited chan error, errs *syncBuffer, d time.Duration, what string) {
@@ -234,14 +249,7 @@ func waitExit(t *testing.T, exited chan error, errs *syncBuffer, d time.Duration
 // open one carry on, and exits as soon as it closes, well before -grace ends.
 func TestNodeGracefulStop(t *testing.T) {
 	cmd, exited, out, errs, forward := gracefulNode(t)
-	c, err := net.DialTimeout("tcp", forward, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if got, err := echoBack(c, "before", 5*time.Second); err != nil || got != "before" {
-		t.Fatalf("echo before the signal: %q, %v\n%s", got, err, errs.String())
-	}
+	c := echoThrough(t, forward, "before", errs)
 
 	cmd.Process.Signal(syscall.SIGTERM)
 	out.waitFor(t, `stopping: open connections have (30s) to finish`)
@@ -271,14 +279,7 @@ func TestNodeGracefulStop(t *testing.T) {
 // TestNodeSecondSignalStops: a second signal ends the grace period at once.
 func TestNodeSecondSignalStops(t *testing.T) {
 	cmd, exited, out, errs, forward := gracefulNode(t)
-	c, err := net.DialTimeout("tcp", forward, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if got, err := echoBack(c, "held", 5*time.Second); err != nil || got != "held" {
-		t.Fatalf("echo: %q, %v\n%s", got, err, errs.String())
-	}
+	c := echoThrough(t, forward, "held", errs)
 	cmd.Process.Signal(syscall.SIGTERM)
 	out.waitFor(t, `stopping: open connections have (30s) to finish`)
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -298,14 +299,7 @@ func TestNodeSecondSignalStops(t *testing.T) {
 // the same signal can merge while pending.)
 func TestNodeQuickSecondSignal(t *testing.T) {
 	cmd, exited, _, errs, forward := gracefulNode(t)
-	c, err := net.DialTimeout("tcp", forward, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if got, err := echoBack(c, "held", 5*time.Second); err != nil || got != "held" {
-		t.Fatalf("echo: %q, %v\n%s", got, err, errs.String())
-	}
+	echoThrough(t, forward, "held", errs) // an open connection holds the grace period
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Process.Signal(syscall.SIGINT)
 	waitExit(t, exited, errs, 5*time.Second, "two signals")
