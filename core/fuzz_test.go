@@ -1,8 +1,10 @@
 package core
 
 import (
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +85,50 @@ func FuzzLink(f *testing.F) {
 		<-drained
 		if len(n.Links()) != 0 {
 			t.Fatalf("a link is left after its peer closed: %+v", n.Links())
+		}
+	})
+}
+
+// FuzzParseNodeID holds ParseNodeID to its rule, checked here character by
+// character: exactly 16 hex digits, not all zero (either case is read; String
+// writes lower case). An accepted id is not 0 and reads back from its String;
+// a refusal says "node id" and quotes the input.
+func FuzzParseNodeID(f *testing.F) {
+	for _, s := range []string{"0000000000000001", "00000000000000b2", "ffffffffffffffff", "DEADBEEFdeadbeef",
+		"0000000000000000", "000000000000001", "00000000000000001", "", "0x00000000000001", "+000000000000001",
+		"-000000000000001", "000000000000000g", "0000_00000000001", "00000000000000b2:7", "ｆ00000000000001"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, zero := len(s) == 16, true
+		for _, c := range []byte(s) {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				want = false
+			}
+			zero = zero && c == '0'
+		}
+		want = want && !zero
+		id, err := ParseNodeID(s)
+		if (err == nil) != want {
+			t.Fatalf("ParseNodeID(%q) = %v, %v; want accepted %v", s, id, err, want)
+		}
+		if err != nil {
+			if id != 0 {
+				t.Fatalf("ParseNodeID(%q) returned id %v with error %v", s, id, err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "node id") || !strings.Contains(msg, fmt.Sprintf("%q", s)) {
+				t.Fatalf("ParseNodeID(%q) error %q does not name the node id", s, msg)
+			}
+			return
+		}
+		if id == 0 {
+			t.Fatalf("ParseNodeID(%q) accepted node id 0", s)
+		}
+		if str := id.String(); str != strings.ToLower(s) {
+			t.Fatalf("ParseNodeID(%q).String() = %q", s, str)
+		}
+		if again, err := ParseNodeID(id.String()); err != nil || again != id {
+			t.Fatalf("ParseNodeID(%q) = %v, %v; want %v", id.String(), again, err, id)
 		}
 	})
 }

@@ -3,6 +3,9 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -174,4 +177,37 @@ func mustAppendOpen(b []byte, o *Open) []byte {
 	b = binary.BigEndian.AppendUint32(b, o.Window)
 	b = append(b, o.Hops, byte(len(o.Service)))
 	return append(b, o.Service...)
+}
+
+// FuzzCheckName holds CheckName to its documented rule, checked here byte by
+// byte: at most MaxNameLen bytes of printable ASCII without spaces or ':'. A
+// refusal is a *ProtocolError that quotes the name or gives its length.
+func FuzzCheckName(f *testing.F) {
+	for _, s := range []string{"", "echo", "echo.staging", "a:b", "has space", "tab\there", "\x7f", "é",
+		"~!@#$%^&*()_+-=[]{}|;'\",./<>?", strings.Repeat("n", MaxNameLen), strings.Repeat("n", MaxNameLen+1),
+		"0123456789abcdef"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := len(s) <= MaxNameLen
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x21 || c > 0x7e || c == ':' {
+				want = false
+			}
+		}
+		err := CheckName(s)
+		if (err == nil) != want {
+			t.Fatalf("CheckName(%q) = %v, want accepted %v", s, err, want)
+		}
+		if err == nil {
+			return
+		}
+		var pe *ProtocolError
+		if !errors.As(err, &pe) || pe.What == "" {
+			t.Fatalf("CheckName(%q) = %#v, want a *ProtocolError that says why", s, err)
+		}
+		if !strings.Contains(err.Error(), strconv.Quote(s)) && !strings.Contains(err.Error(), strconv.Itoa(len(s))) {
+			t.Fatalf("CheckName(%q) = %q names neither the name nor its length", s, err)
+		}
+	})
 }
