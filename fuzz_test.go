@@ -1,9 +1,14 @@
 package astranet
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/astranet-go/astranet/core"
+	"github.com/astranet-go/astranet/core/wire"
+	"github.com/astranet-go/astranet/discovery"
 )
 
 // FuzzSplitNamePort: "name:port" splits at its last colon into a name and a
@@ -45,4 +50,71 @@ func FuzzSplitNamePort(f *testing.F) {
 			t.Fatalf("splitNamePort(%q) = %q, %d, %v; want %q, %d", joined, n2, p2, err, name, port)
 		}
 	})
+}
+
+// FuzzTarget: a dial address reads as a node and a port, or as a service name
+// (with the node's environment) and maybe a port. A node target has a port
+// and no name; a service target has a name the wire accepts and that does not
+// read as a node id; either one's String reads back to the same target. The
+// network picks the selector. A refusal names the address.
+func FuzzTarget(f *testing.F) {
+	for _, s := range []string{"00000000000000b2:80", "00000000000000B2:80", "00000000000000b2", "echo", "echo:7",
+		"echo.staging:7", ":7", "", "a:b:7", "has space:7", "echo:", "echo:0", "0000000000000000:7",
+		strings.Repeat("n", wire.MaxNameLen) + ":1", "ü:1", "00000000000000b2:80:80"} {
+		for _, network := range []string{"", "roundrobin", "nearest", "registry://pool", "vport2registry", "tcp"} {
+			f.Add(network, s, false)
+		}
+		f.Add("", s, true)
+	}
+	f.Fuzz(func(t *testing.T, network, hp string, withEnv bool) {
+		n := testTargetNode(withEnv)
+		tg, err := n.target(network, hp)
+		if err != nil {
+			if tg.Node != 0 || tg.Port != 0 || tg.Service != "" || tg.Pick != nil {
+				t.Fatalf("target(%q) = %+v with error %v", hp, tg, err)
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, fmt.Sprintf("address %q", hp)) {
+				t.Fatalf("target(%q) error %q does not name the address", hp, msg)
+			}
+			return
+		}
+		if tg.Node != 0 {
+			if tg.Port == 0 || tg.Service != "" || tg.Pick != nil {
+				t.Fatalf("target(%q) = %+v", hp, tg)
+			}
+		} else {
+			if tg.Service == "" || !strings.HasSuffix(tg.Service, n.s.env) {
+				t.Fatalf("target(%q) = %+v: no service, or not in the environment %q", hp, tg, n.s.env)
+			}
+			if err := wire.CheckName(tg.Service); err != nil {
+				t.Fatalf("target(%q) accepted a service name the wire refuses: %v", hp, err)
+			}
+			if _, err := core.ParseNodeID(strings.TrimSuffix(tg.Service, n.s.env)); err == nil {
+				t.Fatalf("target(%q) read a node id as the service %q", hp, tg.Service)
+			}
+			switch wantPick := network == "roundrobin" || network == "vport2registry" || strings.HasPrefix(network, "registry://"); {
+			case wantPick && tg.Pick == nil:
+				t.Fatalf("target(%q, %q) picks at random", network, hp)
+			case !wantPick && tg.Pick != nil:
+				t.Fatalf("target(%q, %q) has a selector", network, hp)
+			}
+		}
+		// String gives the address with the environment; read it back on a
+		// node without one.
+		again, err := testTargetNode(false).target(network, tg.String())
+		if err != nil || again.Node != tg.Node || again.Port != tg.Port || again.Service != tg.Service {
+			t.Fatalf("target(%q) = %+v, whose String %q reads back as %+v, %v", hp, tg, tg.String(), again, err)
+		}
+	})
+}
+
+// testTargetNode returns a node, closed before its engine started, whose
+// environment is ".staging" if withEnv.
+func testTargetNode(withEnv bool) *node {
+	n := &node{roundRobin: discovery.RoundRobin()}
+	if withEnv {
+		n.s.env = ".staging"
+	}
+	n.Close() // no engine: "nearest" starts none
+	return n
 }

@@ -338,7 +338,8 @@ func (n *node) HttpDial(network, host string) (net.Conn, error) {
 }
 
 // target reads "<node-id>:<port>", "name" or "name:port", and picks the
-// selector network asks for.
+// selector network asks for. A name, with the environment, must be one the
+// wire accepts (wire.CheckName).
 func (n *node) target(network, hp string) (core.Target, error) {
 	name, port, err := splitNamePort(hp)
 	if err != nil {
@@ -354,6 +355,9 @@ func (n *node) target(network, hp string) (core.Target, error) {
 		return core.Target{}, fmt.Errorf("address %q names no node and no service", hp)
 	}
 	t := core.Target{Service: name + n.s.env, Port: port}
+	if err := wire.CheckName(t.Service); err != nil {
+		return core.Target{}, fmt.Errorf("address %q: %w", hp, err)
+	}
 	switch {
 	case network == "roundrobin":
 		t.Pick = n.roundRobin

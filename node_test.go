@@ -44,6 +44,29 @@ func TestTargetParsing(t *testing.T) {
 	}
 }
 
+// TestTargetRefusesBadNames: a dial address whose service name (with the
+// environment) the wire would refuse fails as a bad address, naming the
+// address and what is wrong with the name, not as a bind.
+func TestTargetRefusesBadNames(t *testing.T) {
+	n := New(WithRouting(nil), WithDiscovery(nil)).WithEnv("prod").(*node)
+	defer n.Close()
+	for _, tc := range []struct{ hp, want string }{
+		{"has space:7", `service name "has space.prod": byte 0x20 not allowed`},
+		{"a:b:7", `service name "a:b.prod": byte 0x3a not allowed`},
+		{" ", `service name " .prod": byte 0x20 not allowed`},
+		{strings.Repeat("n", 251), "service name of 256 bytes exceeds 255"},
+	} {
+		if got, err := n.target("", tc.hp); err == nil {
+			t.Errorf("target(%q) = %v, want an error", tc.hp, got)
+		}
+		_, err := n.Dial("", tc.hp)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("address %q: ", tc.hp)) ||
+			!strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "bind") {
+			t.Errorf("Dial(%q): %v; want the address and %q", tc.hp, err, tc.want)
+		}
+	}
+}
+
 func TestBindForms(t *testing.T) {
 	n := New().WithEnv("a", "b")
 	defer n.Close()
