@@ -165,6 +165,22 @@ func TestDialErrors(t *testing.T) {
 	}
 }
 
+// TestDialBadName: a dial by a name that cannot be bound fails as a dial,
+// saying what is wrong with the name.
+func TestDialBadName(t *testing.T) {
+	a := newNode(t, testConfig())
+	for _, tc := range []struct{ name, want string }{
+		{"a b", `service name "a b": byte 0x20 not allowed`},
+		{"0123456789abcdef", `service name "0123456789abcdef" would read as a node id`},
+	} {
+		_, err := a.Dial(ctxTimeout(t, time.Second), Target{Service: tc.name, Port: 7})
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "bind") {
+			t.Errorf("dial %q: %v; want a dial error saying %q", tc.name, err, tc.want)
+		}
+	}
+}
+
 // fakePeer completes a greeting on conn as node id and then does what the test
 // says; it reads and discards everything else.
 func fakePeer(t *testing.T, conn net.Conn, id uint64) *bytes.Buffer {

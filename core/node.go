@@ -751,7 +751,7 @@ func (n *Node) Bind(port uint32, name string) (*Listener, error) {
 // BindService is Bind with metadata that discovery announces with the service.
 func (n *Node) BindService(port uint32, name string, metadata map[string]string) (*Listener, error) {
 	if err := checkServiceName(name); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("astranet: bind: %w", err)
 	}
 	n.bindMu.Lock()
 	defer n.bindMu.Unlock()
@@ -789,15 +789,17 @@ func (n *Node) BindService(port uint32, name string, metadata map[string]string)
 	return ln, nil
 }
 
+// checkServiceName reports why name cannot be bound or dialled; the caller
+// says which.
 func checkServiceName(name string) error {
 	if name == "" {
 		return nil
 	}
 	if err := wire.CheckName(name); err != nil {
-		return fmt.Errorf("astranet: bind: %w", err)
+		return err
 	}
 	if _, err := ParseNodeID(name); err == nil {
-		return fmt.Errorf("astranet: bind: service name %q would read as a node id", name)
+		return fmt.Errorf("service name %q would read as a node id", name)
 	}
 	return nil
 }
