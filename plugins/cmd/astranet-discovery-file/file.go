@@ -18,11 +18,10 @@ import (
 // Bounds on what a file may hold, so that a wrong path (a disk image, say)
 // cannot exhaust the plugin.
 const (
-	maxFileSize  = 8 << 20
-	maxServices  = 100_000
-	defaultPoll  = 500 * time.Millisecond
-	minPoll      = 10 * time.Millisecond
-	maxNameBytes = 255
+	maxFileSize = 8 << 20
+	maxServices = 100_000
+	defaultPoll = 500 * time.Millisecond
+	minPoll     = 10 * time.Millisecond
 )
 
 // fileFormat is the file's JSON.
@@ -149,6 +148,9 @@ func (f *fileDiscovery) reload() (os.FileInfo, error) {
 	return st, nil
 }
 
+// parse reads a services file. Every service must be one the host takes
+// (core.CheckService: a port, a name the wire accepts, bounded metadata), or
+// the file is refused: the host would drop it from every view otherwise.
 func parse(r io.Reader) ([]core.Service, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
@@ -170,10 +172,11 @@ func parse(r io.Reader) ([]core.Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("service %d (%q): node: %w", i, s.Name, err)
 		}
-		if len(s.Name) > maxNameBytes {
-			return nil, fmt.Errorf("service %d: name longer than %d bytes", i, maxNameBytes)
+		svc := core.Service{Name: s.Name, Node: id, Port: s.Port, Metadata: s.Metadata}
+		if err := core.CheckService(svc); err != nil {
+			return nil, fmt.Errorf("service %d: %w", i, err)
 		}
-		out = append(out, core.Service{Name: s.Name, Node: id, Port: s.Port, Metadata: s.Metadata})
+		out = append(out, svc)
 	}
 	return out, nil
 }

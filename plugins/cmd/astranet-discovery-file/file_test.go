@@ -171,6 +171,25 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
+// TestParseRejectsUnusableServices: a service the host would drop (no port,
+// no name or a bad one, metadata past core's bounds) fails the whole file,
+// with an error that names the service by its place in the file.
+func TestParseRejectsUnusableServices(t *testing.T) {
+	for _, tc := range []struct{ svc, want string }{
+		{`{"name": "a", "node": "00000000000000b2"}`, `service 1: "a" has port 0`},
+		{`{"node": "00000000000000b2", "port": 7}`, "service 1: port 7 has no name"},
+		{`{"name": "a b", "node": "00000000000000b2", "port": 7}`, `service name "a b": byte 0x20 not allowed`},
+		{`{"name": "` + strings.Repeat("n", 256) + `", "node": "00000000000000b2", "port": 7}`, "exceeds 255"},
+		{`{"name": "a", "node": "00000000000000b2", "port": 7, "metadata": {"": "v"}}`, `service 1: "a": metadata ""`},
+	} {
+		body := `{"services": [{"name": "ok", "node": "00000000000000b2", "port": 1}, ` + tc.svc + `]}`
+		ss, err := parse(strings.NewReader(body))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parse(%.80s) = %v, %v; want an error saying %q", tc.svc, ss, err, tc.want)
+		}
+	}
+}
+
 func TestConfigure(t *testing.T) {
 	f := newFileDiscovery(hclog.NewNullLogger())
 	for _, opts := range []map[string]string{{}, {"path": "x", "poll": "1ms"}, {"path": "x", "poll": "soon"}} {

@@ -5,9 +5,11 @@
 //	  {"name": "echo", "node": "00000000000000b2", "port": 7, "metadata": {"zone": "a"}}
 //	]}
 //
-// node is the serving node's id in its 16-hex-digit form. The node's own
-// registrations are published beside the file's services. The file's
-// modification time and size are polled every 500 ms (option "poll");
+// node is the serving node's id in its 16-hex-digit form. Each service needs
+// a port, a name the wire accepts and metadata within core's bounds
+// (core.CheckService); a file with one that does not is refused whole. The
+// node's own registrations are published beside the file's services. The
+// file's modification time and size are polled every 500 ms (option "poll");
 // a file that does not parse is logged and the last good one kept.
 //
 // Options (plugins.Config.Options): "path" (required), "poll" (a Go
