@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,24 +18,57 @@ import (
 	"go.uber.org/zap"
 )
 
-// The tests run against a real etcd server that TestMain starts on
-// 127.0.0.1 with a temporary data directory, and a plugin binary it builds.
-// Without an etcd binary on PATH they are skipped, so that the README's test
-// command works on a fresh machine, unless ASTRANET_REQUIRE_ETCD is set, as
-// CI (.ci/run) sets it: then they fail.
+// The tests run against a real etcd server on 127.0.0.1 with a temporary
+// data directory, and a plugin binary; the first test that needs them starts
+// the server and builds the binary, so that tests (and fuzz targets) that need
+// neither do not wait for them. Without an etcd binary on PATH the tests that
+// need it are skipped, so that the README's test command works on a fresh
+// machine, unless ASTRANET_REQUIRE_ETCD is set, as CI (.ci/run) sets it: then
+// they fail.
 var (
 	etcdEndpoint string
 	etcdBin      string
 	pluginBin    string
 	noEtcd       string // why the tests that need etcd skip; "" if they run
+	etcdErr      error  // setting up the server or the binary failed
+
+	etcdOnce sync.Once
+	etcdDir  string // holds the server's data and the plugin binary
+	stopEtcd func()
 )
 
-// needEtcd skips t when there is no etcd server to test against.
+// needEtcd starts the shared etcd server and builds the plugin binary, once,
+// and skips t when there is no etcd server to test against.
 func needEtcd(t testing.TB) {
 	t.Helper()
-	if noEtcd != "" {
+	etcdOnce.Do(setUpEtcd)
+	switch {
+	case etcdErr != nil:
+		t.Fatal(etcdErr)
+	case noEtcd != "" && os.Getenv("ASTRANET_REQUIRE_ETCD") != "":
+		t.Fatal(noEtcd)
+	case noEtcd != "":
 		t.Skip(noEtcd)
 	}
+}
+
+func setUpEtcd() {
+	etcdPath, err := exec.LookPath("etcd")
+	etcdBin = etcdPath
+	if err != nil {
+		noEtcd = "these tests need an etcd server binary on PATH: " +
+			"install Debian's etcd-server package (apt-get install -y etcd-server)"
+		return
+	}
+	if etcdDir, etcdErr = os.MkdirTemp("", "astranet-etcd-test"); etcdErr != nil {
+		return
+	}
+	pluginBin = filepath.Join(etcdDir, "astranet-discovery-etcd")
+	if out, err := exec.Command("go", "build", "-o", pluginBin, ".").CombinedOutput(); err != nil {
+		etcdErr = fmt.Errorf("building the plugin: %v\n%s", err, out)
+		return
+	}
+	stopEtcd, etcdErr = startEtcd(etcdPath, etcdDir)
 }
 
 func TestMain(m *testing.M) {
@@ -42,36 +76,13 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
-	etcdPath, err := exec.LookPath("etcd")
-	etcdBin = etcdPath
-	if err != nil {
-		const why = "these tests need an etcd server binary on PATH: " +
-			"install Debian's etcd-server package (apt-get install -y etcd-server)"
-		if os.Getenv("ASTRANET_REQUIRE_ETCD") != "" {
-			fmt.Fprintln(os.Stderr, why)
-			return 1
-		}
-		noEtcd = why
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "astranet-etcd-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	pluginBin = filepath.Join(dir, "astranet-discovery-etcd")
-	if out, err := exec.Command("go", "build", "-o", pluginBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the plugin: %v\n%s", err, out)
-		return 1
-	}
-	stop, err := startEtcd(etcdPath, dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer stop()
 	code := m.Run()
+	if stopEtcd != nil {
+		stopEtcd()
+	}
+	if etcdDir != "" {
+		os.RemoveAll(etcdDir)
+	}
 	if code == 0 {
 		// go-plugin's client leaves its stdio copier running for a moment
 		// after Kill; it ends when the plugin's pipes close.
