@@ -460,21 +460,31 @@ func (e *etcdDiscovery) revision() (int64, error) {
 	return resp.Header.Revision, nil
 }
 
-// parse reads one key's value; another writer's garbage is skipped.
+// parse reads one key's value; another writer's garbage is skipped, and so
+// is a record the host would refuse.
 func (e *etcdDiscovery) parse(key, value []byte) (core.Service, bool) {
-	if len(value) > maxValueBytes {
-		e.log.Debug("skipping an oversized value", "key", string(key))
-		return core.Service{}, false
-	}
-	var r record
-	if err := json.Unmarshal(value, &r); err != nil {
+	s, err := decodeRecord(value)
+	if err != nil {
 		e.log.Debug("skipping a value that is not a service record", "key", string(key), "error", err)
 		return core.Service{}, false
 	}
+	return s, true
+}
+
+// decodeRecord reads a record: the JSON syncOnce writes, its addrs in the
+// metadata under "addrs", and a service that core.CheckService accepts on a
+// node that is not 0.
+func decodeRecord(value []byte) (core.Service, error) {
+	if len(value) > maxValueBytes {
+		return core.Service{}, fmt.Errorf("value of %d bytes, more than %d", len(value), maxValueBytes)
+	}
+	var r record
+	if err := json.Unmarshal(value, &r); err != nil {
+		return core.Service{}, err
+	}
 	node, err := core.ParseNodeID(r.Node)
 	if err != nil {
-		e.log.Debug("skipping a record with a bad node id", "key", string(key), "error", err)
-		return core.Service{}, false
+		return core.Service{}, err
 	}
 	md := maps.Clone(r.Metadata)
 	if len(r.Addrs) > 0 {
@@ -483,7 +493,11 @@ func (e *etcdDiscovery) parse(key, value []byte) (core.Service, bool) {
 		}
 		md["addrs"] = strings.Join(r.Addrs, ",")
 	}
-	return core.Service{Name: r.Name, Node: node, Port: r.Port, Metadata: md}, true
+	s := core.Service{Name: r.Name, Node: node, Port: r.Port, Metadata: md}
+	if err := core.CheckService(s); err != nil {
+		return core.Service{}, err
+	}
+	return s, nil
 }
 
 func (e *etcdDiscovery) publishLocked() {

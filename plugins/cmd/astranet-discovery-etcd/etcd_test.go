@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -285,6 +286,43 @@ func TestGarbageValues(t *testing.T) {
 		defer mu.Unlock()
 		return len(view) == 1 && view[0].Name == "good"
 	})
+}
+
+// TestDecodeRecordRejects: a record the host would drop is skipped in the
+// plugin, with an error that says why: no port, no name or a bad one,
+// metadata past core's bounds, with the addrs counted in it.
+func TestDecodeRecordRejects(t *testing.T) {
+	sixteen := map[string]string{}
+	for i := range core.MaxMetadata {
+		sixteen[fmt.Sprint("k", i)] = "v"
+	}
+	manyAddrs := slices.Repeat([]string{"127.0.0.1:10000"}, 20)
+	for _, tc := range []struct {
+		r    record
+		want string
+	}{
+		{record{Name: "a", Node: "00000000000000b2"}, `"a" has port 0`},
+		{record{Node: "00000000000000b2", Port: 7}, "port 7 has no name"},
+		{record{Name: "a b", Node: "00000000000000b2", Port: 7}, "byte 0x20 not allowed"},
+		{record{Name: "a", Node: "0000000000000000", Port: 7}, "node id"},
+		{record{Name: "a", Node: "00000000000000b2", Port: 7, Metadata: sixteen, Addrs: []string{"x:1"}}, "17 metadata keys"},
+		{record{Name: "a", Node: "00000000000000b2", Port: 7, Addrs: manyAddrs}, `metadata "addrs"`},
+	} {
+		v, err := json.Marshal(tc.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, err := decodeRecord(v); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("decodeRecord(%s) = %+v, %v; want an error saying %q", v, s, err, tc.want)
+		}
+	}
+	if _, err := decodeRecord([]byte(strings.Repeat(" ", maxValueBytes+1))); err == nil || !strings.Contains(err.Error(), "bytes") {
+		t.Errorf("an oversized value: %v", err)
+	}
+	s, err := decodeRecord([]byte(`{"name":"a","node":"00000000000000b2","port":7,"metadata":{"k":"v"},"addrs":["x:1","y:2"]}`))
+	if err != nil || s.Name != "a" || s.Node != 0xb2 || s.Port != 7 || len(s.Metadata) != 2 || s.Metadata["addrs"] != "x:1,y:2" {
+		t.Errorf("a good record: %+v, %v", s, err)
+	}
 }
 
 func TestConfigure(t *testing.T) {

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/astranet-go/astranet/core"
+	"github.com/hashicorp/go-hclog"
+)
+
+// FuzzParse: the keys under the prefix are anyone's to write, so a value
+// read from etcd is untrusted. parse must skip, with a log line that names
+// the key, whatever the host would not take (core.CheckService, node 0), and
+// what it takes must write back (as syncOnce writes a record) into a value
+// that parses to the same service.
+func FuzzParse(f *testing.F) {
+	for _, v := range []string{
+		`{"name":"echo","node":"00000000000000b2","port":7,"metadata":{"zone":"a"},"addrs":["127.0.0.1:10000","[::1]:10001"]}`,
+		`{"name":"echo.staging","node":"ffffffffffffffff","port":4294967295}`,
+		`{"name":"a","node":"0000000000000001","port":1,"metadata":{"addrs":"x"},"addrs":["y"]}`,
+		`{"name":"a","node":"0000000000000001","port":1,"addrs":[]}`,
+		`{"name":"x","node":"nothex","port":1}`,
+		`{"name":"x","node":"0000000000000000","port":1}`,
+		`{"name":"x","node":"0000000000000001","port":-1}`,
+		`{"name":"x","node":"0000000000000001","port":1,"metadata":{"k":1}}`,
+		`{"name":"x","node":"0000000000000001","port":1,"addrs":"not a list"}`,
+		`{`, ``, `null`, `[]`, `"x"`,
+	} {
+		f.Add([]byte("/astranet/services/echo/00000000000000b2/7"), []byte(v))
+	}
+	f.Add([]byte("/astranet/services/junk"), []byte(strings.Repeat(" ", maxValueBytes)+"{}"))
+	f.Fuzz(func(t *testing.T, key, value []byte) {
+		var logged bytes.Buffer
+		e := newEtcdDiscovery(hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Debug}))
+		s, ok := e.parse(key, value)
+		if !ok {
+			if s.Name != "" || s.Node != 0 || s.Port != 0 || s.Metadata != nil {
+				t.Fatalf("parse skipped %q but returned %+v", value, s)
+			}
+			if !strings.Contains(logged.String(), "skipping") || !strings.Contains(logged.String(), "key=") {
+				t.Fatalf("parse skipped %q without a log line that names the key: %q", value, logged.String())
+			}
+			return
+		}
+		if len(value) > maxValueBytes {
+			t.Fatalf("parse took a value of %d bytes", len(value))
+		}
+		if err := core.CheckService(s); err != nil || s.Node == 0 {
+			t.Fatalf("parse took %+v from %q, which the host refuses: %v", s, value, err)
+		}
+		var r record
+		if err := json.Unmarshal(value, &r); err != nil {
+			t.Fatalf("parse took %q, which does not unmarshal: %v", value, err)
+		}
+		if len(r.Addrs) > 0 && s.Metadata["addrs"] != strings.Join(r.Addrs, ",") {
+			t.Fatalf("parse of %q gave addrs %q", value, s.Metadata["addrs"])
+		}
+		again, err := json.Marshal(record{Name: s.Name, Node: s.Node.String(), Port: s.Port, Metadata: s.Metadata})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s2, ok := e.parse(key, again)
+		if !ok || s2.Name != s.Name || s2.Node != s.Node || s2.Port != s.Port || !maps.Equal(s2.Metadata, s.Metadata) {
+			t.Fatalf("parse took %+v from %q, but %+v, %v from it written back, %s", s, value, s2, ok, again)
+		}
+	})
+}
