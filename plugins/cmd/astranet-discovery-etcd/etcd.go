@@ -116,6 +116,9 @@ func (e *etcdDiscovery) Configure(opts map[string]string) error {
 	}
 	if v, ok := opts["addrs"]; ok {
 		e.addrs = splitList(v)
+		if n := len(strings.Join(e.addrs, ",")); n > core.MaxMetadataValue {
+			return fmt.Errorf("option addrs: %d bytes joined, more than the %d of a metadata value", n, core.MaxMetadataValue)
+		}
 	}
 	if v, ok := opts["dial_timeout"]; ok {
 		d, err := time.ParseDuration(v)
@@ -281,7 +284,7 @@ func (e *etcdDiscovery) syncOnce() bool {
 		if h, found := have[k]; found && maps.Equal(h.Metadata, s.Metadata) {
 			continue
 		}
-		val, err := json.Marshal(record{Name: s.Name, Node: s.Node.String(), Port: s.Port, Metadata: s.Metadata, Addrs: e.addrs})
+		val, err := json.Marshal(e.record(s))
 		if err == nil {
 			ctx, cancel := context.WithTimeout(e.ctx, callTimeout)
 			_, err = e.cli.Put(ctx, e.key(s), string(val), clientv3.WithLease(lease))
@@ -314,6 +317,11 @@ func (e *etcdDiscovery) syncOnce() bool {
 	}
 	e.mu.Unlock()
 	return ok
+}
+
+// record is the value written for s.
+func (e *etcdDiscovery) record(s core.Service) record {
+	return record{Name: s.Name, Node: s.Node.String(), Port: s.Port, Metadata: s.Metadata, Addrs: e.addrs}
 }
 
 func (e *etcdDiscovery) key(s core.Service) string {
@@ -511,8 +519,21 @@ func (e *etcdDiscovery) publishLocked() {
 	e.publish(ss)
 }
 
-// Register records s and returns; the sync loop writes it to etcd.
+// Register records s and returns; the sync loop writes it to etcd. A
+// port-only listener is not announced, as in the embedded discovery, and a
+// service whose record the nodes would skip (decodeRecord: a bad name, or
+// metadata past core's bounds once the addrs are added) is refused.
 func (e *etcdDiscovery) Register(s core.Service) error {
+	if s.Name == "" {
+		return nil
+	}
+	val, err := json.Marshal(e.record(s))
+	if err == nil {
+		_, err = decodeRecord(val)
+	}
+	if err != nil {
+		return fmt.Errorf("the nodes would skip its record: %w", err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {

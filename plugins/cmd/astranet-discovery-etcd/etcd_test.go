@@ -325,6 +325,45 @@ func TestDecodeRecordRejects(t *testing.T) {
 	}
 }
 
+// TestRegisterRefusesWhatNodesWouldSkip: Register refuses, rather than
+// writes, a service whose record the nodes would skip; a port-only listener
+// is not written; and addrs too long for a metadata value fail Configure.
+func TestRegisterRefusesWhatNodesWouldSkip(t *testing.T) {
+	e := newEtcdDiscovery(hclog.NewNullLogger())
+	if err := e.Configure(map[string]string{"endpoints": "x", "addrs": "127.0.0.1:10000"}); err != nil {
+		t.Fatal(err)
+	}
+	sixteen := map[string]string{}
+	for i := range core.MaxMetadata {
+		sixteen[fmt.Sprint("k", i)] = "v"
+	}
+	for _, tc := range []struct {
+		s    core.Service
+		want string
+	}{
+		{core.Service{Name: "a", Node: 0xb2, Port: 7, Metadata: sixteen}, "17 metadata keys"},
+		{core.Service{Name: "a b", Node: 0xb2, Port: 7}, "byte 0x20 not allowed"},
+		{core.Service{Name: "a", Node: 0xb2, Port: 7, Metadata: map[string]string{"k": strings.Repeat("v", 257)}}, `metadata "k"`},
+	} {
+		if err := e.Register(tc.s); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Register(%q): %v; want an error saying %q", tc.s.Name, err, tc.want)
+		}
+	}
+	if err := e.Register(core.Service{Node: 0xb2, Port: 8}); err != nil {
+		t.Errorf("Register of a port-only listener: %v", err)
+	}
+	if err := e.Register(core.Service{Name: "good", Node: 0xb2, Port: 9}); err != nil {
+		t.Errorf("Register(good): %v", err)
+	}
+	if len(e.want) != 1 {
+		t.Errorf("%d services to write, want only good: %v", len(e.want), e.want)
+	}
+	long := strings.Repeat("127.0.0.1:10000,", 20)
+	if err := newEtcdDiscovery(hclog.NewNullLogger()).Configure(map[string]string{"endpoints": "x", "addrs": long}); err == nil {
+		t.Errorf("Configure took addrs of %d bytes", len(long))
+	}
+}
+
 func TestConfigure(t *testing.T) {
 	needEtcd(t)
 	for _, opts := range []map[string]string{

@@ -16,9 +16,15 @@
 // it tells the host to reset its view and sends a fresh snapshot. A key of
 // the node's own that another client deletes is written again.
 //
+// A record the host would refuse (core.CheckService, with the addrs counted
+// in the metadata) is skipped by the nodes that read it, and refused by
+// Register on the node that would write it; a port-only listener is not
+// announced.
+//
 // Options (plugins.Config.Options): "endpoints" (comma-separated, required),
 // "prefix" (default /astranet/services/), "ttl" (lease seconds, default 10),
-// "addrs" (comma-separated), "dial_timeout" (a Go duration, default 5s).
+// "addrs" (comma-separated, at most 256 bytes in all: a metadata value),
+// "dial_timeout" (a Go duration, default 5s).
 package main
 
 import (
