@@ -109,8 +109,8 @@ func (e *etcdDiscovery) Configure(opts map[string]string) error {
 	}
 	if v, ok := opts["ttl"]; ok {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < minTTL {
-			return fmt.Errorf("option ttl=%q: want whole seconds, at least %d", v, minTTL)
+		if err != nil || n < minTTL || n > clientv3.MaxLeaseTTL {
+			return fmt.Errorf("option ttl=%q: want whole seconds, from %d to %d", v, minTTL, clientv3.MaxLeaseTTL)
 		}
 		e.ttl = n
 	}

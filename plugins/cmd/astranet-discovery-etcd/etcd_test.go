@@ -379,6 +379,17 @@ func TestConfigure(t *testing.T) {
 	}
 }
 
+// TestConfigureTTLBounds: a ttl longer than etcd grants is refused, rather
+// than taken and then asked of etcd, which refuses every grant, for ever.
+func TestConfigureTTLBounds(t *testing.T) {
+	for ttl, ok := range map[string]bool{"2": true, "9000000000": true, "9000000001": false, "9223372036854775807": false} {
+		err := newEtcdDiscovery(hclog.NewNullLogger()).Configure(map[string]string{"endpoints": "x", "ttl": ttl})
+		if (err == nil) != ok || (err != nil && !strings.Contains(err.Error(), "ttl")) {
+			t.Errorf("Configure(ttl=%s): %v; want accepted %v", ttl, err, ok)
+		}
+	}
+}
+
 // lineCounter counts the log lines that contain a phrase.
 type lineCounter struct {
 	phrase string

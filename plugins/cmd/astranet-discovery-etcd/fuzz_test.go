@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/astranet-go/astranet/core"
 	"github.com/hashicorp/go-hclog"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // FuzzParse: the keys under the prefix are anyone's to write, so a value
@@ -65,6 +67,56 @@ func FuzzParse(f *testing.F) {
 		s2, ok := e.parse(key, again)
 		if !ok || s2.Name != s.Name || s2.Node != s.Node || s2.Port != s.Port || !maps.Equal(s2.Metadata, s.Metadata) {
 			t.Fatalf("parse took %+v from %q, but %+v, %v from it written back, %s", s, value, s2, ok, again)
+		}
+	})
+}
+
+// FuzzConfigure: the options come from the host's configuration. An option
+// given is taken within its bounds (a prefix that starts and ends with /, a
+// ttl of at least minTTL seconds and at most the lease TTL etcd grants, a
+// positive dial timeout, addrs that fit a metadata value) or refused with an
+// error that names it.
+func FuzzConfigure(f *testing.F) {
+	f.Add("127.0.0.1:2379", true, "/astranet/services/", true, "10", true, "127.0.0.1:10000", true, "5s")
+	f.Add("a, b,,c", false, "", false, "", false, "", false, "")
+	f.Add(" , ", true, "/", true, "2", true, " , ", true, "1ns")
+	f.Add("x", false, "", true, "9000000000", false, "", true, "2562047h47m16.854775807s")
+	f.Add("x", true, "nope", true, "1", true, "", true, "-1s")
+	f.Add("x", true, "/p", true, "ten", true, "x", true, "0")
+	f.Add("x", true, "p/", true, "+10", true, "x", true, "soon")
+	f.Fuzz(func(t *testing.T, endpoints string, hasPrefix bool, prefix string, hasTTL bool, ttl string,
+		hasAddrs bool, addrs string, hasTimeout bool, timeout string) {
+		opts := map[string]string{"endpoints": endpoints}
+		for _, o := range []struct {
+			has  bool
+			k, v string
+		}{{hasPrefix, "prefix", prefix}, {hasTTL, "ttl", ttl}, {hasAddrs, "addrs", addrs}, {hasTimeout, "dial_timeout", timeout}} {
+			if o.has {
+				opts[o.k] = o.v
+			}
+		}
+		e := newEtcdDiscovery(hclog.NewNullLogger())
+		if err := e.Configure(opts); err != nil {
+			named := false
+			for k := range opts {
+				named = named || strings.Contains(err.Error(), k)
+			}
+			if !named {
+				t.Fatalf("Configure(%q): %q names no option", opts, err)
+			}
+			return
+		}
+		switch {
+		case len(e.endpoints) == 0 || slices.Contains(e.endpoints, ""):
+			t.Fatalf("Configure(%q) took endpoints %q", opts, e.endpoints)
+		case !strings.HasPrefix(e.prefix, "/") || !strings.HasSuffix(e.prefix, "/"):
+			t.Fatalf("Configure(%q) took prefix %q", opts, e.prefix)
+		case e.ttl < minTTL || e.ttl > clientv3.MaxLeaseTTL:
+			t.Fatalf("Configure(%q) took a ttl of %d s, outside [%d, %d]", opts, e.ttl, minTTL, clientv3.MaxLeaseTTL)
+		case e.dialTimeout <= 0:
+			t.Fatalf("Configure(%q) took dial timeout %v", opts, e.dialTimeout)
+		case len(strings.Join(e.addrs, ",")) > core.MaxMetadataValue:
+			t.Fatalf("Configure(%q) took addrs of %d bytes", opts, len(strings.Join(e.addrs, ",")))
 		}
 	})
 }

@@ -22,7 +22,8 @@
 // announced.
 //
 // Options (plugins.Config.Options): "endpoints" (comma-separated, required),
-// "prefix" (default /astranet/services/), "ttl" (lease seconds, default 10),
+// "prefix" (default /astranet/services/), "ttl" (lease seconds, default 10,
+// at most 9,000,000,000, the longest lease etcd grants),
 // "addrs" (comma-separated, at most 256 bytes in all: a metadata value),
 // "dial_timeout" (a Go duration, default 5s).
 package main
