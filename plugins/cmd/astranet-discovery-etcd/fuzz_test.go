@@ -29,6 +29,13 @@ func FuzzParse(f *testing.F) {
 		`{"name":"x","node":"0000000000000001","port":-1}`,
 		`{"name":"x","node":"0000000000000001","port":1,"metadata":{"k":1}}`,
 		`{"name":"x","node":"0000000000000001","port":1,"addrs":"not a list"}`,
+		`{"name":"x","node":"0000000000000001","port":0}`,
+		`{"name":"","node":"0000000000000001","port":1}`,
+		`{"name":"a:b","node":"0000000000000001","port":1}`,
+		`{"name":"x","node":"0000000000000001","port":1,"metadata":{"":"v"}}`,
+		`{"name":"x","node":"0000000000000001","port":1,"metadata":{"k0":"","k1":"","k2":"","k3":"","k4":"","k5":"","k6":"","k7":"","k8":"","k9":"","ka":"","kb":"","kc":"","kd":"","ke":"","kf":""},"addrs":["a"]}`,
+		`{"name":"x","node":"0000000000000001","port":1,"addrs":["` + strings.Repeat("a", 257) + `"]}`,
+		`{"NAME":"x","Node":"000000000000000A","port":1,"name":"y"}`,
 		`{`, ``, `null`, `[]`, `"x"`,
 	} {
 		f.Add([]byte("/astranet/services/echo/00000000000000b2/7"), []byte(v))
