@@ -148,16 +148,13 @@ func (p *policy) advertise() {
 	router := p.mesh.Caps()&wire.CapRouter != 0
 	msgs := make(map[uint64][]byte, len(p.links))
 	for id := range p.links {
-		b := []byte{msgVersion}
-		b = binary.BigEndian.AppendUint64(b, uint64(p.mesh.ID()))
-		b = binary.BigEndian.AppendUint32(b, 0)
+		b := appendEntry([]byte{msgVersion}, p.mesh.ID(), 0)
 		if router {
 			for dst, r := range p.table {
 				if r.Link == id || len(b) >= 1+maxEntries*entrySize {
 					continue
 				}
-				b = binary.BigEndian.AppendUint64(b, uint64(dst))
-				b = binary.BigEndian.AppendUint32(b, r.Metric)
+				b = appendEntry(b, dst, r.Metric)
 			}
 		}
 		msgs[id] = b
@@ -168,6 +165,14 @@ func (p *policy) advertise() {
 			p.log.Debug("advertising", "link", id, "error", err)
 		}
 	}
+}
+
+// appendEntry appends one entry of a message: a destination and its metric.
+// A message is the version byte, then the sender itself at metric 0, then
+// at most maxEntries-1 more entries.
+func appendEntry(b []byte, dst core.NodeID, metric uint32) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(dst))
+	return binary.BigEndian.AppendUint32(b, metric)
 }
 
 var errBadMessage = errors.New("malformed policy routing message")
