@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"maps"
+	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/astranet-go/astranet/core"
@@ -175,6 +177,59 @@ func FuzzHandleControl(f *testing.F) {
 		}
 		if len(byDst) != len(published) {
 			t.Fatalf("two routes to one node: %+v", published)
+		}
+	})
+}
+
+// FuzzConfigure: the options come from the host's configuration. What
+// Configure takes is what the package doc says, in bounds: every label
+// listed, every pin between two node ids that are not 0, an interval of at
+// least minInterval of which the 3.5 intervals after which routes expire fit
+// a time.Duration. What it refuses, it refuses with an error naming the
+// option.
+func FuzzConfigure(f *testing.F) {
+	f.Add("network:quic, peer:00000000000000b2", "network:tcp", "00000000000000b2=00000000000000b3", true, "1s")
+	f.Add("", "", "", false, "")
+	f.Add(" , ,", ",", " 0000000000000009=0000000000000002 ,", true, "10ms")
+	f.Add("", "", "0000000000000009=0000000000000009", true, "87600h")
+	f.Add("", "", "", true, "366000h")
+	f.Add("", "", "00000000000000b2", true, "9ms")
+	f.Add("", "", "00000000000000b2=", true, "-1s")
+	f.Add("", "", "0000000000000000=00000000000000b2", true, "soon")
+	f.Add("", "", "00000000000000b2 = 00000000000000b3", true, "1")
+	f.Fuzz(func(t *testing.T, prefer, avoid, pin string, hasInterval bool, interval string) {
+		opts := map[string]string{"prefer": prefer, "avoid": avoid, "pin": pin}
+		if hasInterval {
+			opts["interval"] = interval
+		}
+		p := newPolicy(hclog.NewNullLogger())
+		if err := p.Configure(opts); err != nil {
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "option pin") && !strings.HasPrefix(msg, "option interval") {
+				t.Fatalf("Configure(%q): %q names no option", opts, msg)
+			}
+			return
+		}
+		for _, l := range splitList(prefer) {
+			if !p.prefer[l] {
+				t.Fatalf("Configure(%q) does not prefer %q", opts, l)
+			}
+		}
+		for _, l := range splitList(avoid) {
+			if !p.avoid[l] {
+				t.Fatalf("Configure(%q) does not avoid %q", opts, l)
+			}
+		}
+		for dst, via := range p.pins {
+			if dst == 0 || via == 0 {
+				t.Fatalf("Configure(%q) pinned %v to %v", opts, dst, via)
+			}
+		}
+		if n := len(splitList(pin)); len(p.pins) > n || (n > 0 && len(p.pins) == 0) {
+			t.Fatalf("Configure(%q) took %d pins from %d", opts, len(p.pins), n)
+		}
+		if p.interval < minInterval || p.interval > math.MaxInt64/7 {
+			t.Fatalf("Configure(%q) took interval %v: below %v, or 3.5 of them overflow", opts, p.interval, minInterval)
 		}
 	})
 }

@@ -15,7 +15,7 @@
 //
 // Options (plugins.Config.Options): "prefer" and "avoid" (comma-separated
 // labels), "pin" (comma-separated <destination node id>=<neighbour node id>),
-// "interval" (a Go duration, default 1s).
+// "interval" (a Go duration from 10ms to 24h, default 1s).
 //
 // All the nodes of a mesh that route by policy run it: its messages are not
 // the embedded routing's.

@@ -25,6 +25,7 @@ const (
 	entrySize     = 12      // node id (8) + metric (4)
 	msgVersion    = 1
 	minInterval   = 10 * time.Millisecond
+	maxInterval   = 24 * time.Hour // far below where 3.5 intervals overflow a time.Duration
 )
 
 // policy is the plugin's core.Routing.
@@ -77,8 +78,8 @@ func (p *policy) Configure(opts map[string]string) error {
 	}
 	if v, ok := opts["interval"]; ok {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < minInterval {
-			return fmt.Errorf("option interval=%q: want a duration of at least %v", v, minInterval)
+		if err != nil || d < minInterval || d > maxInterval {
+			return fmt.Errorf("option interval=%q: want a duration from %v to %v", v, minInterval, maxInterval)
 		}
 		p.interval = d
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -149,6 +150,18 @@ func TestParseAdvertRejects(t *testing.T) {
 	for _, b := range [][]byte{nil, {2}, {1, 0}, append([]byte{1}, make([]byte, 12)...)} {
 		if _, err := parseAdvert(b); err == nil {
 			t.Errorf("parseAdvert(%x) accepted", b)
+		}
+	}
+}
+
+// TestConfigureIntervalBounds: an interval so long that 3.5 of them overflow
+// a time.Duration (which made every heard route expire at once) is refused,
+// as is anything past a day.
+func TestConfigureIntervalBounds(t *testing.T) {
+	for interval, ok := range map[string]bool{"10ms": true, "24h": true, "9ms": false, "24h0m0.001s": false, "700000h": false} {
+		err := newPolicy(hclog.NewNullLogger()).Configure(map[string]string{"interval": interval})
+		if (err == nil) != ok || (err != nil && !strings.Contains(err.Error(), "option interval")) {
+			t.Errorf("Configure(interval=%s): %v; want accepted %v", interval, err, ok)
 		}
 	}
 }
