@@ -118,3 +118,43 @@ func testTargetNode(withEnv bool) *node {
 	n.Close() // no engine: "nearest" starts none
 	return n
 }
+
+// FuzzJoinAddrs: the join addresses a node announces for direct upgrade
+// arrive in service metadata, from the network. joinAddrs keeps, in order,
+// the entries of the value that name an address and a network with a
+// transport (here New's: "", tcp, tcp4, tcp6, quic, pipe), and only those.
+func FuzzJoinAddrs(f *testing.F) {
+	for _, s := range []string{"tcp4://10.0.0.5:10000", "tcp://a:1,quic://[::1]:2,pipe://p", "udp://a:1,tcp://b:2", "tcp://",
+		"://a:1", "a:1", "", ",", "tcp://a:1,,tcp://b:2", "TCP://a:1", "tcp://tcp://a:1", " tcp://a:1"} {
+		f.Add(s)
+	}
+	n := New().(*node)
+	f.Fuzz(func(t *testing.T, v string) {
+		got := n.joinAddrs(v)
+		entries := strings.Split(v, ",")
+		usable := 0
+		for _, e := range entries {
+			if i := strings.Index(e, "://"); i >= 0 && i+3 < len(e) {
+				if _, ok := n.s.transports[e[:i]]; ok {
+					usable++
+				}
+			}
+		}
+		if len(got) != usable {
+			t.Fatalf("joinAddrs(%q) = %+v: %d addresses, want %d", v, got, len(got), usable)
+		}
+		i := 0
+		for _, a := range got {
+			if _, ok := n.s.transports[a.network]; !ok || a.addr == "" {
+				t.Fatalf("joinAddrs(%q) kept %+v", v, a)
+			}
+			for i < len(entries) && entries[i] != a.network+"://"+a.addr {
+				i++
+			}
+			if i == len(entries) {
+				t.Fatalf("joinAddrs(%q) = %+v: %+v is not an entry, or out of order", v, got, a)
+			}
+			i++
+		}
+	})
+}

@@ -163,15 +163,28 @@ func (n *node) upgrade(c *core.Node, conn net.Conn, service string) {
 			case <-ctx.Done():
 			}
 		}()
-		for _, a := range strings.Split(addrs, ",") {
-			network, addr, ok := strings.Cut(a, "://")
-			if _, known := n.s.transports[network]; !ok || !known {
-				continue
-			}
-			if err := c.Connect(ctx, network, addr); err == nil {
-				n.s.cfg.Logger.Debug("connected directly", "peer", peer, "addr", a)
+		for _, a := range n.joinAddrs(addrs) {
+			if err := c.Connect(ctx, a.network, a.addr); err == nil {
+				n.s.cfg.Logger.Debug("connected directly", "peer", peer, "addr", a.network+"://"+a.addr)
 				return
 			}
 		}
 	}()
+}
+
+// joinAddr is one address a node announced under metaListen.
+type joinAddr struct{ network, addr string }
+
+// joinAddrs reads a metaListen value, which another node wrote: it keeps, in
+// order, the comma-separated "network://address" entries that name an
+// address and a network this node has a transport for.
+func (n *node) joinAddrs(v string) []joinAddr {
+	var out []joinAddr
+	for _, a := range strings.Split(v, ",") {
+		network, addr, ok := strings.Cut(a, "://")
+		if _, known := n.s.transports[network]; ok && known && addr != "" {
+			out = append(out, joinAddr{network, addr})
+		}
+	}
+	return out
 }
