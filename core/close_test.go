@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -292,5 +293,23 @@ func TestListenerCloseTwice(t *testing.T) {
 	var op *net.OpError
 	if err := ln.Close(); !errors.Is(err, net.ErrClosed) || !errors.As(err, &op) {
 		t.Fatalf("second Close: %v, want a *net.OpError wrapping net.ErrClosed", err)
+	}
+}
+
+// Join and Connect on a closed node fail with ErrClosed, as Bind and
+// ListenAndServe do, not with the transport's "operation was canceled".
+func TestJoinAfterCloseFailsWithErrClosed(t *testing.T) {
+	a := newNode(t, testConfig())
+	addr, err := a.ListenAndServe("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newNode(t, testConfig())
+	b.Close()
+	if err := b.Join(context.Background(), "tcp", addr.String()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Join after Close: %v, want ErrClosed", err)
+	}
+	if err := b.Connect(context.Background(), "tcp", addr.String()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Connect after Close: %v, want ErrClosed", err)
 	}
 }

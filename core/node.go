@@ -509,8 +509,17 @@ func (n *Node) dialToServe(ctx context.Context, network, addr string) (*link, Tr
 	if err != nil {
 		return nil, nil, err
 	}
+	n.mu.Lock()
+	closed := n.closed || n.draining
+	n.mu.Unlock()
+	if closed {
+		return nil, nil, ErrClosed // dial nothing: the link would be closed at once
+	}
 	l, err := n.dialLink(ctx, t, network, addr)
 	if err != nil {
+		if n.ctx.Err() != nil {
+			return nil, nil, ErrClosed // Close ended the dial
+		}
 		return nil, nil, err
 	}
 	n.mu.Lock()
