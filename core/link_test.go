@@ -484,6 +484,18 @@ func TestBindRules(t *testing.T) {
 	}
 }
 
+// A dial to a name that Bind would refuse says what is wrong with the name,
+// and does not call itself a bind.
+func TestDialBadNameIsNotABind(t *testing.T) {
+	a := newNode(t, testConfig())
+	for _, name := range []string{"a b", "a:b"} {
+		_, err := a.Dial(context.Background(), Target{Service: name})
+		if err == nil || !strings.Contains(err.Error(), "not allowed") || strings.Contains(err.Error(), "bind") {
+			t.Errorf("Dial(%q): %v, want an error that the name is not allowed, without \"bind\"", name, err)
+		}
+	}
+}
+
 type lockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
