@@ -316,7 +316,7 @@ func (n *node) DialTimeout(network, hp string, t time.Duration) (net.Conn, error
 func (n *node) DialContext(ctx context.Context, network, hp string) (net.Conn, error) {
 	c, err := n.engine()
 	if err != nil {
-		return nil, err
+		return nil, &net.OpError{Op: "dial", Net: "astranet", Err: err}
 	}
 	t, err := n.target(network, hp)
 	if err != nil {

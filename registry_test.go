@@ -2,9 +2,11 @@ package astranet
 
 import (
 	"errors"
+	"net"
 	"testing"
 	"time"
 
+	"github.com/astranet-go/astranet/core"
 	"github.com/astranet-go/astranet/plugins"
 )
 
@@ -34,5 +36,25 @@ func TestCloseUnusedNodeStartsNothing(t *testing.T) {
 	}
 	if _, err := n.DialTimeout("", "svc", time.Second); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Dial after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestDialErrorIsOpErrorBeforeStart: a dial that fails because the node
+// cannot start, or was closed before its first use, returns a *net.OpError
+// as every other dial error does.
+func TestDialErrorIsOpErrorBeforeStart(t *testing.T) {
+	closed := New()
+	closed.Close()
+	broken := New(WithConfig(func(c *core.Config) { c.StreamWindow = 0 }))
+	defer broken.Close()
+	for name, n := range map[string]AstraNet{"closed": closed, "broken": broken} {
+		_, err := n.DialTimeout("", "svc", time.Second)
+		var op *net.OpError
+		if !errors.As(err, &op) {
+			t.Errorf("Dial on a %s node: %v (%T), want a *net.OpError", name, err, err)
+		}
+	}
+	if _, err := closed.DialTimeout("", "svc", time.Second); !errors.Is(err, ErrClosed) {
+		t.Errorf("Dial on a closed node: %v, want ErrClosed", err)
 	}
 }
