@@ -238,6 +238,22 @@ func TestLoopBackNode(t *testing.T) {
 	c.Close()
 }
 
+// A node without loopback (WithLoopBack) that dials a name only it serves
+// waits for the name, as for any name, but its error says why it never came:
+// a new user's first test (one node, Bind, Dial) must not read as a missing
+// service.
+func TestDialOwnNameWithoutLoopBackSaysSo(t *testing.T) {
+	n := New()
+	defer n.Close()
+	if _, err := n.Bind("", "self"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := n.DialTimeout("", "self", 200*time.Millisecond)
+	if !errors.Is(err, ErrNoService) || !strings.Contains(err.Error(), "needs loopback") {
+		t.Fatalf("dial of a name bound only on this node: %v; want ErrNoService, saying that it needs loopback", err)
+	}
+}
+
 // TestFailedDialReturnsNilConn: a failed dial's net.Conn is nil, not a nil
 // *core.Stream inside a non-nil interface.
 func TestFailedDialReturnsNilConn(t *testing.T) {

@@ -889,7 +889,7 @@ func (n *Node) dial(ctx context.Context, t Target) (*Stream, error) {
 		// not any more.
 		for {
 			changed := n.Changes()
-			inst, ok, unreachable := n.lookup(t)
+			inst, ok, unreachable, onlySelf := n.lookup(t)
 			if ok {
 				t.Node, t.Port = inst.Node, inst.Port
 				break
@@ -897,7 +897,7 @@ func (n *Node) dial(ctx context.Context, t Target) (*Stream, error) {
 			select {
 			case <-changed:
 			case <-ctx.Done():
-				return nil, &nameWaitError{t.Service, ctx.Err(), unreachable}
+				return nil, &nameWaitError{t.Service, ctx.Err(), unreachable, onlySelf}
 			case <-n.ctx.Done():
 				return nil, ErrClosed
 			}
@@ -915,18 +915,21 @@ func (n *Node) dial(ctx context.Context, t Target) (*Stream, error) {
 
 // lookup picks an instance of t's service from discovery's snapshot, among
 // those on nodes this node has a route to. unreachable reports that there
-// are instances, but only on other nodes without one.
-func (n *Node) lookup(t Target) (_ Service, ok, unreachable bool) {
+// are instances, but only on other nodes without one; onlySelf, that there
+// is one on this node, which it cannot dial without loopback.
+func (n *Node) lookup(t Target) (_ Service, ok, unreachable, onlySelf bool) {
 	p := n.services.Load()
 	if p == nil {
-		return Service{}, false, false
+		return Service{}, false, false, false
 	}
 	var cands []Service
 	n.mu.Lock()
 	self := n.loop != nil // without loopback this node cannot dial its own instances
 	for _, s := range (*p)[t.Service] {
 		switch {
-		case t.Port != 0 && s.Port != t.Port, !self && s.Node == n.id:
+		case t.Port != 0 && s.Port != t.Port:
+		case !self && s.Node == n.id:
+			onlySelf = true
 		case s.Node != n.id && !n.reachable(s.Node):
 			unreachable = true
 		default:
@@ -935,12 +938,12 @@ func (n *Node) lookup(t Target) (_ Service, ok, unreachable bool) {
 	}
 	n.mu.Unlock()
 	if len(cands) == 0 {
-		return Service{}, false, unreachable
+		return Service{}, false, unreachable, onlySelf && !unreachable
 	}
 	if t.Pick != nil {
-		return t.Pick(cands), true, false
+		return t.Pick(cands), true, false, false
 	}
-	return cands[rand.N(len(cands))], true, false
+	return cands[rand.N(len(cands))], true, false, false
 }
 
 // reachable reports whether a direct link or a published route leads to the
@@ -1010,11 +1013,15 @@ type nameWaitError struct {
 	name        string
 	err         error // the context's
 	unreachable bool
+	onlySelf    bool // the name is bound on this node only, which has no loopback
 }
 
 func (e *nameWaitError) Error() string {
-	if e.unreachable {
+	switch {
+	case e.unreachable:
 		return fmt.Sprintf("%v: %q is only on nodes without a route (%v)", ErrNoRoute, e.name, e.err)
+	case e.onlySelf:
+		return fmt.Sprintf("%v: %q is bound only on this node, and dialling this node itself needs loopback (%v)", ErrNoService, e.name, e.err)
 	}
 	return fmt.Sprintf("%v: %q did not appear (%v)", ErrNoService, e.name, e.err)
 }
