@@ -10,7 +10,8 @@ import (
 )
 
 // AstraNet is a node of the network. Every method of the original astranet
-// interface is here with its shape, plus DialContext, ID and Close.
+// interface is here with its shape, plus DialContext, BindMeta, ID, Close and
+// Shutdown.
 type AstraNet interface {
 	// Dial opens a stream to hp: "<node-id>:<port>", "name" or "name:port".
 	// network selects how an instance of a service is chosen: "" at random,
@@ -42,24 +43,36 @@ type AstraNet interface {
 	Services() []ServiceId
 	// Routes lists the nodes this node reaches and how.
 	Routes() []ServiceId
-	// ServiceMap and RoutesMap are the same as registries.
+	// ServiceMap and RoutesMap are Services and Routes as live registries.
 	ServiceMap() *RegistryStorage
 	RoutesMap() *RegistryStorage
 
 	// WithEnv, WithLoopBack, Client, Server, Router and New return a fresh node
 	// (with a new id) configured like this one plus the change.
+	//
+	// WithEnv appends ".<env>" to every service name the node binds or dials.
 	WithEnv(env ...string) Multiplexer
+	// WithLoopBack lets the node dial its own listeners.
 	WithLoopBack() Multiplexer
+	// Client forwards no transit stream and announces none of the services
+	// it binds (a dial by name does not find them; one by node id and port
+	// does).
 	Client() Multiplexer
+	// Server forwards no transit stream; it announces its services.
 	Server() Multiplexer
+	// Router forwards transit streams and, as Client, announces none of the
+	// services it binds.
 	Router() Multiplexer
+	// New routes, serves and dials, as a node from New does.
 	New() Multiplexer
 
 	// HttpDial is Dial for http.Transport: it drops a ":80" port after a
 	// service name ("<node-id>:80" keeps it).
 	HttpDial(network, host string) (net.Conn, error)
 
-	// ID is the node's id.
+	// ID is the node's id. It starts the node's engine (and any plugin);
+	// it is 0 if the engine cannot start or the node was closed before
+	// its first use.
 	ID() NodeID
 	// Close stops the node and every goroutine it started.
 	Close() error
