@@ -21,6 +21,8 @@ type ServiceId struct {
 	Metadata map[string]string // for services: what the listener announced
 }
 
+// String writes a service instance as "name@node:port" and a route as
+// "node via next-hop metric m".
 func (id ServiceId) String() string {
 	if id.Service == "" && id.Port == 0 {
 		return fmt.Sprintf("%v via %v metric %d", id.Host, id.Upstream, id.Metric)
@@ -50,8 +52,9 @@ func (r *RegistryStorage) Iter(f func(ServiceId) bool) {
 // Len is the number of current entries.
 func (r *RegistryStorage) Len() int { return len(r.read()) }
 
-// Lookup returns the current entries of service name (with its environment
-// suffix).
+// Lookup returns the current entries of service name. name is the full
+// name, environment suffix included: "users.prod" for "users" bound by a
+// WithEnv("prod") node.
 func (r *RegistryStorage) Lookup(name string) []ServiceId {
 	var out []ServiceId
 	for _, e := range r.read() {
@@ -62,8 +65,8 @@ func (r *RegistryStorage) Lookup(name string) []ServiceId {
 	return out
 }
 
-// DiscoverTimeout waits up to d for service name to have an entry and
-// returns its entries, or ErrNoService.
+// DiscoverTimeout waits up to d for service name (the full name, as for
+// Lookup) to have an entry and returns its entries, or ErrNoService.
 func (r *RegistryStorage) DiscoverTimeout(name string, d time.Duration) ([]ServiceId, error) {
 	c, err := r.node.engine()
 	if err != nil {
