@@ -8,6 +8,7 @@ import (
 // NodeID names a node. It is written as 16 lowercase hex digits.
 type NodeID uint64
 
+// String returns the id as 16 lowercase hex digits, as ParseNodeID reads it.
 func (id NodeID) String() string { return fmt.Sprintf("%016x", uint64(id)) }
 
 // ParseNodeID reads the 16-hex-digit form written by NodeID.String.
@@ -32,4 +33,6 @@ type Addr struct {
 // Network returns "astranet".
 func (a Addr) Network() string { return "astranet" }
 
+// String returns "node:port", the node as 16 hex digits; it leaves out
+// Service.
 func (a Addr) String() string { return a.Node.String() + ":" + strconv.FormatUint(uint64(a.Port), 10) }

@@ -116,10 +116,12 @@ type Discovery interface {
 	// Register and Deregister announce and withdraw a local service.
 	Register(Service) error
 	Deregister(Service) error
+	// LinkUp and LinkDown report a link that came up or went away.
 	LinkUp(LinkInfo)
 	LinkDown(LinkInfo)
 	// HandleControl receives a wire.KindDiscovery message. body is valid only
 	// during the call.
 	HandleControl(from LinkInfo, body []byte)
+	// Close stops discovery; it publishes nothing afterwards.
 	Close() error
 }

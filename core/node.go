@@ -842,6 +842,8 @@ type Target struct {
 	Pick func([]Service) Service
 }
 
+// String returns "node:port" for a target with a node, else "service:port",
+// or "service" without a port.
 func (t Target) String() string {
 	switch {
 	case t.Node != 0:
