@@ -313,3 +313,18 @@ func TestJoinAfterCloseFailsWithErrClosed(t *testing.T) {
 		t.Errorf("Connect after Close: %v, want ErrClosed", err)
 	}
 }
+
+// Attach on a closed node fails with ErrClosed, and closes its connection
+// as a failed Attach does, without greeting the peer first.
+func TestAttachAfterCloseFailsWithErrClosed(t *testing.T) {
+	n := newNode(t, testConfig())
+	n.Close()
+	c1, c2 := net.Pipe()
+	defer c2.Close()
+	if err := n.Attach(c1); !errors.Is(err, ErrClosed) {
+		t.Errorf("Attach after Close: %v, want ErrClosed", err)
+	}
+	if _, err := c1.Write([]byte{0}); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("Attach after Close left its connection open: Write %v", err)
+	}
+}

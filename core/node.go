@@ -253,6 +253,12 @@ func (n *Node) handleControl(l *link, kind wire.Kind, body []byte) {
 // peer goes silent can be declared dead but Attach returns only when rw's Read
 // does.
 func (n *Node) Attach(rw io.ReadWriter) error {
+	if n.ctx.Err() != nil {
+		if c, ok := rw.(io.Closer); ok {
+			c.Close() // as a failed handshake does
+		}
+		return ErrClosed // greet nobody: the link would be closed at once
+	}
 	l, err := n.handshake(rw, "attach", false)
 	if err != nil {
 		return err
