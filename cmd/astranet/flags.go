@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"strings"
 )
 
@@ -15,8 +16,10 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-// networks are the link networks the default node serves.
-var networks = []string{"tcp", "tcp4", "tcp6", "quic", "pipe"}
+// networks are the link networks a node run by this command can use. (The
+// library's "pipe" links exist only within one process, so no other node
+// could reach one.)
+var networks = []string{"tcp", "tcp4", "tcp6", "quic"}
 
 // parseEndpoint splits "network://address" into its parts. Without a
 // "network://" prefix the network is tcp.
@@ -36,6 +39,18 @@ func parseEndpoint(s string) (network, addr string, err error) {
 		return "", "", fmt.Errorf("%q: no address", s)
 	}
 	return network, addr, nil
+}
+
+// checkHostPort reports why addr is not a TCP host:port with a port.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q: want host:port", addr)
+	case port == "":
+		return fmt.Errorf("%q: no port", addr)
+	}
+	return nil
 }
 
 // parsePair splits "left=right", both parts required; what names them in

@@ -9,7 +9,7 @@
 //
 // Results go to stdout; logs (hclog, Warn unless -v) and progress go to
 // stderr. Addresses are written network://host:port, with network one of
-// tcp, tcp4, tcp6, quic or pipe.
+// tcp, tcp4, tcp6 or quic.
 package main
 
 import (
@@ -81,7 +81,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Addresses are network://host:port, network one of tcp, tcp4, tcp6, quic, pipe.")
+	fmt.Fprintln(w, "Addresses are network://host:port, network one of tcp, tcp4, tcp6, quic.")
 	fmt.Fprintln(w, "Run 'astranet <command> -h' for a command's flags.")
 }
 

@@ -81,6 +81,10 @@ func TestUsage(t *testing.T) {
 		{[]string{"node"}, 2, "at least one -listen or -join"},
 		{[]string{"node", "-listen", "smoke://:1"}, 2, `unknown network "smoke"`},
 		{[]string{"node", "-listen", "tcp4://127.0.0.1:0", "-expose", "noequals"}, 2, "want name=host:port"},
+		{[]string{"node", "-listen", "tcp4://127.0.0.1:0", "-expose", "web=nohost"}, 2, `-expose "nohost": want host:port`},
+		{[]string{"node", "-listen", "tcp4://127.0.0.1:0", "-expose", "web=localhost:"}, 2, `-expose "localhost:": no port`},
+		{[]string{"node", "-join", "tcp4://127.0.0.1:1", "-forward", "9000=web"}, 2, `-forward "9000": want host:port`},
+		{[]string{"node", "-listen", "pipe://hub"}, 2, `unknown network "pipe" (want one of tcp, tcp4, tcp6, quic)`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out bytes.Buffer

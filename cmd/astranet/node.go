@@ -131,6 +131,9 @@ func parseNodeFlags(listens, joins, exposes, forwards []string) (nodeConfig, err
 	}
 	for _, s := range exposes {
 		name, addr, err := parsePair(s, "name=host:port")
+		if err == nil {
+			err = checkHostPort(addr)
+		}
 		if err != nil {
 			return cfg, fmt.Errorf("-expose %v", err)
 		}
@@ -138,6 +141,9 @@ func parseNodeFlags(listens, joins, exposes, forwards []string) (nodeConfig, err
 	}
 	for _, s := range forwards {
 		addr, name, err := parsePair(s, "host:port=name")
+		if err == nil {
+			err = checkHostPort(addr)
+		}
 		if err != nil {
 			return cfg, fmt.Errorf("-forward %v", err)
 		}
