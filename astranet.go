@@ -77,7 +77,9 @@ type AstraNet interface {
 	// Close stops the node and every goroutine it started.
 	Close() error
 	// Shutdown stops the node gracefully: it refuses new links, streams to
-	// its listeners and streams routed through it at once, waits until every
+	// its listeners and streams routed through it at once (the embedded
+	// routing withdraws the routes through it, so that neighbours route
+	// around it), waits until every
 	// stream has finished (closed, and what was written handed to the
 	// network) or ctx is done, and then closes as Close does. It returns
 	// ctx's error if ctx ended the wait. Dial keeps working meanwhile.

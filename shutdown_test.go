@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"testing"
 	"time"
 )
@@ -117,4 +118,97 @@ func ExampleAstraNet_Shutdown() {
 	// hi, you said hello
 	// shutdown: <nil>
 	// dial after shutdown failed: true
+}
+
+// A router that shuts down is routed around while it drains: in a diamond,
+// new streams take the other router at once, while the stream through the
+// draining one carries on until it closes.
+func TestShutdownRouterIsRoutedAround(t *testing.T) {
+	const a, r1, r2, b = 0, 1, 2, 3
+	m := newMesh(t, 4)
+	m.link(a, r1, "tcp4")
+	m.link(a, r2, "tcp4")
+	m.link(b, r1, "tcp4")
+	m.link(b, r2, "tcp4")
+	m.converge(10 * time.Second)
+	m.serveEcho(b, "echo")
+	ca, err := m.nodes[a].(*node).engine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bID := m.nodes[b].ID()
+	nextHop := func() NodeID {
+		for _, rt := range ca.Routes() {
+			if rt.Dst == bID {
+				return rt.NextHop
+			}
+		}
+		return 0
+	}
+	via, other := r1, r2
+	if nextHop() == m.nodes[r2].ID() {
+		via, other = r2, r1
+	}
+
+	held, err := m.nodes[a].DialTimeout("", "echo", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	roundTrip := func(c net.Conn, msg string) error {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, msg); err != nil {
+			return err
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil {
+			return err
+		}
+		if string(got) != msg {
+			return fmt.Errorf("echo %q, want %q", got, msg)
+		}
+		return nil
+	}
+	if err := roundTrip(held, "before"); err != nil {
+		t.Fatal(err)
+	}
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		shut <- m.nodes[via].Shutdown(ctx)
+	}()
+	deadline := time.Now().Add(3 * time.Second)
+	for nextHop() != m.nodes[other].ID() {
+		if time.Now().After(deadline) {
+			t.Fatalf("a still routes to b through the draining router after 3 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c, err := m.nodes[a].DialTimeout("", "echo", 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial while a router drains: %v", err)
+	}
+	if err := roundTrip(c, "around"); err != nil {
+		t.Fatalf("stream around the draining router: %v", err)
+	}
+	c.Close()
+	if err := roundTrip(held, "during"); err != nil {
+		t.Fatalf("the stream through the draining router: %v", err)
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) while a stream crossed the router", err)
+	default:
+	}
+	held.Close()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return within 10 s of the last stream closing")
+	}
 }

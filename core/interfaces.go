@@ -107,6 +107,15 @@ func CheckService(svc Service) error {
 	return nil
 }
 
+// Withdrawer is a Routing that can stop routing transit streams through its
+// node. Node.Shutdown calls Withdraw as the node begins to drain, so that
+// neighbours route around it before it closes. The embedded distance-vector
+// routing implements it; a Routing that does not is left as it is (a
+// draining node then refuses transit streams until it closes).
+type Withdrawer interface {
+	Withdraw()
+}
+
 // Discovery tells a node which nodes serve which service names. Like Routing,
 // it publishes snapshots that the data plane reads without waiting.
 type Discovery interface {

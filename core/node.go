@@ -622,7 +622,9 @@ func (n *Node) startLoopBack() error {
 // ListenAndServe, Join, Connect and Attach fail with ErrClosed, a link that
 // drops is not dialled again (nor is one whose re-dial was waiting), and
 // streams that would pass through this node as a router are refused with the
-// shutdown code. Then it waits until every stream on every link has finished
+// shutdown code; a Routing that implements Withdrawer (the embedded one does)
+// retracts the routes through this node, so that neighbours route around it
+// rather than be refused. Then it waits until every stream on every link has finished
 // (closed by the application, with what was written handed to the network,
 // or failed), or until ctx is done, and closes the node as Close does. Dial
 // still works meanwhile, for work that needs it to finish.
@@ -642,6 +644,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	closeListeners := n.takeListeners()
 	n.mu.Unlock()
 	closeListeners()
+	if w, ok := n.routing.(Withdrawer); ok {
+		w.Withdraw() // neighbours route around this node from now on
+	}
 	err := n.drain(ctx)
 	if cerr := n.Close(); err == nil {
 		err = cerr

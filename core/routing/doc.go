@@ -24,7 +24,9 @@
 // sequence number. Lost links withdraw their routes at once, silent routes
 // expire, and a lost route is advertised for a while as a retraction
 // (infinite metric). A node without wire.CapRouter advertises only itself,
-// so that no transit traffic is sent through it.
+// so that no transit traffic is sent through it; Withdraw (called as a node
+// begins to shut down) makes a router one of those, retracting at once every
+// route it advertised.
 //
 // docs/PROTOCOL.md section 11 specifies the messages, the metric and the
 // timers.

@@ -178,6 +178,29 @@ func (r *Routing) Close() error {
 // running reports whether events are to be handled. Caller holds r.mu.
 func (r *Routing) running() bool { return r.started && !r.closed }
 
+// Withdraw stops routing transit through this node: it retracts (metric
+// Infinity) every route it advertised, to every neighbour, and from then on
+// advertises only itself, as a node without wire.CapRouter does. Node.Shutdown
+// calls it (core.Withdrawer) as the node begins to drain, so that neighbours
+// route around it before it closes rather than have their dials refused.
+func (r *Routing) Withdraw() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.running() || !r.router {
+		return
+	}
+	now := time.Now()
+	var entries []entry
+	for _, d := range r.dests {
+		if e, ok := r.advertised(d, now); ok && e.Metric != Infinity {
+			e.Metric = Infinity
+			entries = append(entries, e)
+		}
+	}
+	r.router = false
+	r.sendEntries(entries, r.allNeighbours())
+}
+
 // LinkUp adds the neighbour on l and sends it this node's full update.
 func (r *Routing) LinkUp(l core.LinkInfo) {
 	r.mu.Lock()

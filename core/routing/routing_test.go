@@ -493,3 +493,59 @@ func TestGarbageCollection(t *testing.T) {
 		t.Error("node 0 lost its route to node 1")
 	}
 }
+
+// TestWithdraw: a router that withdraws (a node beginning to drain) retracts
+// the routes through it at once: in a diamond, its neighbours switch to the
+// other router well before the withdrawn routes would expire, and it still
+// reaches every node itself.
+func TestWithdraw(t *testing.T) {
+	const a, r1, r2, b = 0, 1, 2, 3
+	// A long interval: routes that are not retracted stay for 3.5 × 10 s.
+	tn := &testNet{t: t, pipes: make(map[[2]int]net.Conn), opts: Options{Interval: 10 * time.Second}}
+	t.Cleanup(tn.close)
+	for range 4 {
+		tn.add(core.DefaultConfig(), true)
+	}
+	tn.link(a, r1)
+	tn.link(a, r2)
+	tn.link(r1, b)
+	tn.link(r2, b)
+	var via int
+	waitFor(t, 5*time.Second, "converge", func() error {
+		s := tn.snapshot()
+		if err := s.allPairs(); err != nil {
+			return err
+		}
+		p, _ := s.path(a, b)
+		via = p[1]
+		return nil
+	})
+	other := r1 + r2 - via
+
+	tn.routing[via].Withdraw()
+	took := waitFor(t, 3*time.Second, "routes around the withdrawn router", func() error {
+		s := tn.snapshot()
+		for _, pair := range [][2]int{{a, b}, {b, a}} {
+			p, err := s.path(pair[0], pair[1])
+			if err != nil {
+				return err
+			}
+			if len(p) != 3 || p[1] != other {
+				return fmt.Errorf("path %v, want through %d", p, other)
+			}
+		}
+		for _, dst := range []int{a, b} {
+			if _, err := s.path(via, dst); err != nil {
+				return fmt.Errorf("the withdrawn router lost its own route: %w", err)
+			}
+		}
+		return nil
+	})
+	t.Logf("routes moved off the withdrawn router in %v", took)
+	// And they stay off it: it no longer advertises them.
+	time.Sleep(200 * time.Millisecond)
+	s := tn.snapshot()
+	if p, err := s.path(a, b); err != nil || p[1] != other {
+		t.Fatalf("path from a to b after the withdrawal: %v, %v", p, err)
+	}
+}
