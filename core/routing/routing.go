@@ -192,9 +192,19 @@ func (r *Routing) Withdraw() {
 	now := time.Now()
 	var entries []entry
 	for _, d := range r.dests {
-		if e, ok := r.advertised(d, now); ok && e.Metric != Infinity {
+		// Retractions it still holds go too: one may be waiting in a
+		// triggered update, which is not sent now.
+		if e, ok := r.advertised(d, now); ok {
 			e.Metric = Infinity
 			entries = append(entries, e)
+		}
+	}
+	// A triggered update still waiting for TriggeredDelay would advertise
+	// the routes again, and its neighbours would take them back: only this
+	// node's own route stays to send.
+	for id := range r.dirty {
+		if id != r.self {
+			delete(r.dirty, id)
 		}
 	}
 	r.router = false

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -547,5 +548,91 @@ func TestWithdraw(t *testing.T) {
 	s := tn.snapshot()
 	if p, err := s.path(a, b); err != nil || p[1] != other {
 		t.Fatalf("path from a to b after the withdrawal: %v, %v", p, err)
+	}
+}
+
+// TestWithdrawPendingTriggered: a triggered update that was waiting for
+// TriggeredDelay when the router withdrew must not advertise its routes
+// again once it goes out: its neighbours would route through the draining
+// router (which refuses transit) until those routes expire. A retraction
+// that was waiting in it must still go out.
+func TestWithdrawPendingTriggered(t *testing.T) {
+	// a-w-b is the short way, a-r-x-b the long one; y hangs off w.
+	const a, w, b, r, x, y = 0, 1, 2, 3, 4, 5
+	// A long interval: no periodic update within the test, and a triggered
+	// delay of 500 ms.
+	opts := Options{Interval: 10 * time.Second}
+	delay := opts.Interval / 20
+	tn := &testNet{t: t, pipes: make(map[[2]int]net.Conn), opts: opts}
+	t.Cleanup(tn.close)
+	for range 6 {
+		tn.add(core.DefaultConfig(), true)
+	}
+	tn.link(a, w)
+	tn.link(w, b)
+	tn.link(a, r)
+	tn.link(r, x)
+	tn.link(x, b)
+	tn.link(w, y)
+	waitFor(t, 5*time.Second, "converge", func() error {
+		s := tn.snapshot()
+		if err := s.allPairs(); err != nil {
+			return err
+		}
+		for _, pair := range [][2]int{{a, b}, {b, a}} {
+			if p, _ := s.path(pair[0], pair[1]); len(p) != 3 || p[1] != w {
+				return fmt.Errorf("path %v, want through %d", p, w)
+			}
+		}
+		return nil
+	})
+
+	// Changes just before the withdrawal, whose triggered update waits: w
+	// loses y, and its other routes are marked changed.
+	rw := tn.routing[w]
+	rw.mu.Lock()
+	rw.lastTriggered = time.Now()
+	rw.mu.Unlock()
+	tn.cut(w, y)
+	waitFor(t, time.Second, "w loses y", func() error {
+		rw.mu.Lock()
+		defer rw.mu.Unlock()
+		if d := rw.dests[core.NodeID(y+1)]; d != nil && d.selected != nil {
+			return errors.New("w still has a route to y")
+		}
+		return nil
+	})
+	rw.mu.Lock()
+	for id, d := range rw.dests {
+		if d.selected != nil {
+			rw.markDirty(id)
+		}
+	}
+	rw.mu.Unlock()
+	rw.Withdraw()
+
+	around := func(s snapshot) error {
+		for _, pair := range [][2]int{{a, b}, {b, a}} {
+			p, err := s.path(pair[0], pair[1])
+			if err != nil {
+				return err
+			}
+			if len(p) != 4 || p[1] == w {
+				return fmt.Errorf("path %v, want around %d", p, w)
+			}
+		}
+		return nil
+	}
+	waitFor(t, 5*time.Second, "routes around the withdrawn router", func() error {
+		return around(tn.snapshot())
+	})
+	// Past the pending triggered update, the routes stay off the router.
+	for end := time.Now().Add(2 * delay); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if err := around(tn.snapshot()); err != nil {
+			t.Fatalf("after the withdrawal: %v", err)
+		}
+	}
+	if rt, ok := tn.snapshot().routes[a][core.NodeID(y+1)]; ok {
+		t.Fatalf("a still routes to the lost node y: %+v", rt)
 	}
 }
