@@ -543,12 +543,34 @@ func TestWithdraw(t *testing.T) {
 		return nil
 	})
 	t.Logf("routes moved off the withdrawn router in %v", took)
-	// And they stay off it: it no longer advertises them.
+	// And they stay off it: it no longer advertises them, not even in its
+	// periodic full update (forced here: the interval is long).
+	tn.routing[via].tick()
 	time.Sleep(200 * time.Millisecond)
 	s := tn.snapshot()
 	if p, err := s.path(a, b); err != nil || p[1] != other {
 		t.Fatalf("path from a to b after the withdrawal: %v, %v", p, err)
 	}
+	for _, i := range []int{a, b} {
+		if dst, ok := tn.routing[i].heardVia(core.NodeID(via + 1)); ok {
+			t.Errorf("node %d holds a route to %v through the withdrawn router", i, dst)
+		}
+	}
+}
+
+// heardVia reports a destination other than peer to which r holds a route
+// (selected or not) that peer advertised.
+func (r *Routing) heardVia(peer core.NodeID) (core.NodeID, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, d := range r.dests {
+		for _, rt := range d.routes {
+			if id != peer && rt.peer == peer {
+				return id, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // TestWithdrawPendingTriggered: a triggered update that was waiting for
