@@ -30,10 +30,10 @@ type Routing struct {
 	// Set by Start, read-only afterwards.
 	mesh    core.Mesh
 	self    core.NodeID
-	router  bool
 	publish func([]core.Route)
 
 	mu            sync.Mutex
+	router        bool // set by Start, cleared by Withdraw: advertise transit routes
 	started       bool
 	closed        bool
 	seqno         uint16 // of the route to this node; only this node changes it
@@ -183,6 +183,7 @@ func (r *Routing) running() bool { return r.started && !r.closed }
 // advertises only itself, as a node without wire.CapRouter does. Node.Shutdown
 // calls it (core.Withdrawer) as the node begins to drain, so that neighbours
 // route around it before it closes rather than have their dials refused.
+// Before Start and after Close it does nothing.
 func (r *Routing) Withdraw() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
