@@ -46,6 +46,21 @@ func lineNet(t *testing.T, opts Options) *testNet {
 	return tn
 }
 
+// optsNet starts n nodes with opts and makes the links given, without
+// waiting for routes.
+func optsNet(t *testing.T, opts Options, n int, links ...[2]int) *testNet {
+	t.Helper()
+	tn := &testNet{t: t, pipes: make(map[[2]int]net.Conn), opts: opts}
+	t.Cleanup(tn.close)
+	for range n {
+		tn.add(core.DefaultConfig(), true)
+	}
+	for _, l := range links {
+		tn.link(l[0], l[1])
+	}
+	return tn
+}
+
 // newTestNet starts n nodes. caps, if not nil, gives node i's capability bits.
 func newTestNet(t testing.TB, n int, caps func(i int) uint32) *testNet {
 	t.Helper()

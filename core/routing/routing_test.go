@@ -502,15 +502,7 @@ func TestGarbageCollection(t *testing.T) {
 func TestWithdraw(t *testing.T) {
 	const a, r1, r2, b = 0, 1, 2, 3
 	// A long interval: routes that are not retracted stay for 3.5 × 10 s.
-	tn := &testNet{t: t, pipes: make(map[[2]int]net.Conn), opts: Options{Interval: 10 * time.Second}}
-	t.Cleanup(tn.close)
-	for range 4 {
-		tn.add(core.DefaultConfig(), true)
-	}
-	tn.link(a, r1)
-	tn.link(a, r2)
-	tn.link(r1, b)
-	tn.link(r2, b)
+	tn := optsNet(t, Options{Interval: 10 * time.Second}, 4, [2]int{a, r1}, [2]int{a, r2}, [2]int{r1, b}, [2]int{r2, b})
 	var via int
 	waitFor(t, 5*time.Second, "converge", func() error {
 		s := tn.snapshot()
@@ -585,17 +577,7 @@ func TestWithdrawPendingTriggered(t *testing.T) {
 	// delay of 500 ms.
 	opts := Options{Interval: 10 * time.Second}
 	delay := opts.Interval / 20
-	tn := &testNet{t: t, pipes: make(map[[2]int]net.Conn), opts: opts}
-	t.Cleanup(tn.close)
-	for range 6 {
-		tn.add(core.DefaultConfig(), true)
-	}
-	tn.link(a, w)
-	tn.link(w, b)
-	tn.link(a, r)
-	tn.link(r, x)
-	tn.link(x, b)
-	tn.link(w, y)
+	tn := optsNet(t, opts, 6, [2]int{a, w}, [2]int{w, b}, [2]int{a, r}, [2]int{r, x}, [2]int{x, b}, [2]int{w, y})
 	waitFor(t, 5*time.Second, "converge", func() error {
 		s := tn.snapshot()
 		if err := s.allPairs(); err != nil {
