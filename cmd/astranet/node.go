@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -39,6 +40,9 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	grace := fs.Duration("grace", 10*time.Second, "on SIGINT or SIGTERM, stop taking connections and give open ones this long to finish;\na second signal, or 0, stops at once")
 	discoveryPlugin := fs.String("discovery-plugin", "", "run discovery in the plugin binary at `path` instead of the embedded mesh discovery")
 	routingPlugin := fs.String("routing-plugin", "", "run routing in the plugin binary at `path` instead of the embedded distance-vector routing")
+	var discoveryOpts, routingOpts listFlag
+	fs.Var(&discoveryOpts, "discovery-opt", "pass the discovery plugin the option `key=value` (repeatable), e.g. path=services.json")
+	fs.Var(&routingOpts, "routing-opt", "pass the routing plugin the option `key=value` (repeatable)")
 	verbose := fs.Bool("v", false, "log at Debug level")
 	if code, done := parseFlags(fs, args); done {
 		return code
@@ -54,6 +58,13 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = fmt.Errorf("-idle-timeout %v is negative", *idleTimeout)
 	case *grace < 0:
 		err = fmt.Errorf("-grace %v is negative", *grace)
+	}
+	var discoveryCfg, routingCfg plugins.Config
+	if err == nil {
+		discoveryCfg, err = pluginConfig("discovery", *discoveryPlugin, discoveryOpts)
+	}
+	if err == nil {
+		routingCfg, err = pluginConfig("routing", *routingPlugin, routingOpts)
 	}
 	cfg.maxConns, cfg.idle = *maxConns, *idleTimeout
 	if err != nil {
@@ -75,11 +86,11 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	log := newLogger(stderr, *verbose)
 	opts := []astranet.Option{astranet.WithLogger(log)}
-	if *discoveryPlugin != "" {
-		opts = append(opts, astranet.WithDiscoveryPlugin(plugins.DefaultConfig(*discoveryPlugin)))
+	if discoveryCfg.Path != "" {
+		opts = append(opts, astranet.WithDiscoveryPlugin(discoveryCfg))
 	}
-	if *routingPlugin != "" {
-		opts = append(opts, astranet.WithRoutingPlugin(plugins.DefaultConfig(*routingPlugin)))
+	if routingCfg.Path != "" {
+		opts = append(opts, astranet.WithRoutingPlugin(routingCfg))
 	}
 	r := &nodeRunner{node: astranet.New(opts...), out: stdout, log: log.Named("cmd")}
 	err = r.start(proxyCtx, cfg)
@@ -95,6 +106,33 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// pluginConfig is the configuration of the plugin at path (none if path is
+// empty) with the options given as key=value; what is "discovery" or
+// "routing", for the flags' names in errors.
+func pluginConfig(what, path string, opts []string) (plugins.Config, error) {
+	if path == "" {
+		if len(opts) > 0 {
+			return plugins.Config{}, fmt.Errorf("-%s-opt without -%s-plugin", what, what)
+		}
+		return plugins.Config{}, nil
+	}
+	cfg := plugins.DefaultConfig(path)
+	for _, o := range opts {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok || k == "" {
+			return plugins.Config{}, fmt.Errorf("-%s-opt %q: want key=value", what, o)
+		}
+		if _, dup := cfg.Options[k]; dup {
+			return plugins.Config{}, fmt.Errorf("-%s-opt %q: %q given twice", what, o, k)
+		}
+		if cfg.Options == nil {
+			cfg.Options = make(map[string]string)
+		}
+		cfg.Options[k] = v
+	}
+	return cfg, nil
 }
 
 // nodeConfig is the node command's flags, checked.
