@@ -208,6 +208,15 @@ func (n *node) New() Multiplexer {
 	return n.derive(func(s *settings) { s.cfg.Caps = wire.CapRouter | wire.CapServer | wire.CapClient })
 }
 
+// Start starts the node's engine now, rather than at its first use, and
+// returns why it cannot (a bad config, a plugin that does not start, a node
+// already closed). Every method starts the engine when first needed; Start
+// lets a program report that error first.
+func (n *node) Start() error {
+	_, err := n.engine()
+	return err
+}
+
 func (n *node) ID() NodeID {
 	c, err := n.engine()
 	if err != nil {

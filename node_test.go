@@ -373,3 +373,17 @@ func TestNameWaitTimeoutIsTimeout(t *testing.T) {
 		t.Fatalf("dial by a name with a cancelled context: %v; want ErrNoService and context.Canceled, not a timeout", err)
 	}
 }
+
+// Start reports why the engine cannot start, before any other call would.
+func TestStartReportsEngineError(t *testing.T) {
+	good := New()
+	defer good.Close()
+	if err := good.(*node).Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	bad := New(WithConfig(func(c *core.Config) { c.MaxFrame = 1 }))
+	defer bad.Close()
+	if err := bad.(*node).Start(); err == nil || !strings.Contains(err.Error(), "MaxFrame") {
+		t.Fatalf("Start with a bad config: %v, want the config's error", err)
+	}
+}

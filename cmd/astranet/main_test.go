@@ -86,6 +86,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"node", "-join", "tcp4://127.0.0.1:1", "-forward", "9000=web"}, 2, `-forward "9000": want host:port`},
 		{[]string{"node", "-listen", "pipe://hub"}, 2, `unknown network "pipe" (want one of tcp, tcp4, tcp6, quic)`},
 		{[]string{"node", "-join", "tcp4://127.0.0.1:1", "-discovery-opt", "path=x"}, 2, "-discovery-opt without -discovery-plugin"},
+		{[]string{"node", "-listen", "tcp4://127.0.0.1:0", "-discovery-plugin", "/nonexistent/plugin"}, 1, "astranet node: starting the node: astranet: discovery:"},
 		{[]string{"node", "-join", "tcp4://127.0.0.1:1", "-routing-plugin", "/nonexistent", "-routing-opt", "novalue"}, 2, `-routing-opt "novalue": want key=value`},
 		{[]string{"node", "-join", "tcp4://127.0.0.1:1", "-routing-plugin", "/nonexistent", "-routing-opt", "a=1", "-routing-opt", "a=2"}, 2, `"a" given twice`},
 	} {

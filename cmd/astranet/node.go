@@ -202,6 +202,11 @@ type nodeRunner struct {
 // start brings the node up as cfg asks and prints what it did. It stops at
 // the first thing that fails.
 func (r *nodeRunner) start(ctx context.Context, cfg nodeConfig) error {
+	if s, ok := r.node.(interface{ Start() error }); ok {
+		if err := s.Start(); err != nil {
+			return fmt.Errorf("starting the node: %w", err)
+		}
+	}
 	fmt.Fprintf(r.out, "node %s\n", r.node.ID())
 	for _, e := range cfg.listens {
 		a, err := r.node.(listenAddrer).ListenAddr(e.network, e.addr)
