@@ -359,6 +359,8 @@ func (n *node) target(network, hp string) (core.Target, error) {
 			return core.Target{}, fmt.Errorf("address %q: a node id needs a port", hp)
 		}
 		return core.Target{Node: id, Port: port}, nil
+	} else if name == "0000000000000000" {
+		return core.Target{}, fmt.Errorf("address %q: %w", hp, err) // node id 0 names no node
 	}
 	if name == "" {
 		return core.Target{}, fmt.Errorf("address %q names no node and no service", hp)

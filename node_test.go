@@ -29,6 +29,7 @@ func TestTargetParsing(t *testing.T) {
 		{"registry://users", "echo", "echo.prod", true},
 		{"vport2registry", "echo:9", "echo.prod:9", true},
 		{"", "0123456789abcdef", "a node id needs a port", false},
+		{"", "0000000000000000:7", "not all zero", false},
 		{"", ":7", "names no node and no service", false},
 		{"", "echo:x", `port "x" is not a number`, false},
 		{"", "echo:0", `port "0" is not a number`, false},

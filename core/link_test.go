@@ -471,6 +471,7 @@ func TestBindRules(t *testing.T) {
 		{7, "", "port 7 is already bound"},
 		{8, "x", `service "x" is already bound`},
 		{9, "0123456789abcdef", "would read as a node id"},
+		{12, "0000000000000000", "would read as a node id"},
 		{10, "a:b", "not allowed"},
 		{11, strings.Repeat("n", 300), "exceeds"},
 	} {

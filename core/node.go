@@ -818,11 +818,16 @@ func checkServiceName(name string) error {
 	if err := wire.CheckName(name); err != nil {
 		return err
 	}
-	if _, err := ParseNodeID(name); err == nil {
+	if _, err := ParseNodeID(name); err == nil || name == zeroNodeID {
 		return fmt.Errorf("service name %q would read as a node id", name)
 	}
 	return nil
 }
+
+// zeroNodeID is how node id 0, which names no node, would be written: not a
+// node id (ParseNodeID refuses it), and not a service name either, since an
+// address "0000000000000000:7" must not read as one.
+const zeroNodeID = "0000000000000000"
 
 func (n *Node) unbind(ln *Listener) {
 	// Held across Deregister, so that a Bind of the same name cannot slip in
