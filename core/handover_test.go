@@ -92,6 +92,12 @@ func TestHandOverBytesExact(t *testing.T) {
 	}()
 	echoDone := make(chan error, 1)
 	go func() {
+		// The echo breaks in once the socket has been handed over: from the
+		// start, its frames could break every streak of the bulk stream's
+		// (as they did, now and then, without -race).
+		for limit := time.Now().Add(5 * time.Second); s.link.handOvers.Load() == 0 && time.Now().Before(limit); {
+			time.Sleep(100 * time.Microsecond)
+		}
 		msg := make([]byte, 100)
 		for i := range 200 {
 			msg[0] = byte(i)
