@@ -235,8 +235,24 @@ func (s *DiscoveryServer) Watch(req *pluginv1.WatchRequest, stream grpc.ServerSt
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	progress := func(rev uint64) error {
-		return stream.Send(&pluginv1.WatchEvent{Revision: rev, Event: &pluginv1.WatchEvent_Progress{Progress: &pluginv1.Progress{}}})
+	// await waits for changed, saying progress at rev on every tick; it
+	// fails when the stream or the plugin ends.
+	await := func(changed <-chan struct{}, rev uint64) error {
+		for {
+			select {
+			case <-stream.Context().Done():
+				return stream.Context().Err()
+			case <-s.ctx.Done():
+				return status.Error(codes.Unavailable, "plugin closing")
+			case <-tick.C:
+				progress := &pluginv1.WatchEvent{Revision: rev, Event: &pluginv1.WatchEvent_Progress{Progress: &pluginv1.Progress{}}}
+				if err := stream.Send(progress); err != nil {
+					return err
+				}
+			case <-changed:
+				return nil
+			}
+		}
 	}
 	// Until the implementation publishes, it knows nothing: a snapshot then
 	// would empty the view a host kept from the process before this one
@@ -244,16 +260,8 @@ func (s *DiscoveryServer) Watch(req *pluginv1.WatchRequest, stream grpc.ServerSt
 	// meanwhile, so that the host does not deem the plugin hung.
 	st := s.hub.current()
 	for st.rev == 0 {
-		select {
-		case <-stream.Context().Done():
-			return stream.Context().Err()
-		case <-s.ctx.Done():
-			return status.Error(codes.Unavailable, "plugin closing")
-		case <-tick.C:
-			if err := progress(0); err != nil {
-				return err
-			}
-		case <-st.changed:
+		if err := await(st.changed, 0); err != nil {
+			return err
 		}
 		st = s.hub.current()
 	}
@@ -264,17 +272,8 @@ func (s *DiscoveryServer) Watch(req *pluginv1.WatchRequest, stream grpc.ServerSt
 	rev, resetRev, changed := st.rev, st.resetRev, st.changed
 	tick.Reset(interval)
 	for {
-		select {
-		case <-stream.Context().Done():
-			return stream.Context().Err()
-		case <-s.ctx.Done():
-			return status.Error(codes.Unavailable, "plugin closing")
-		case <-tick.C:
-			if err := progress(rev); err != nil {
-				return err
-			}
-			continue
-		case <-changed:
+		if err := await(changed, rev); err != nil {
+			return err
 		}
 		st := s.hub.current()
 		if st.resetRev > resetRev {
