@@ -145,25 +145,32 @@ func serveWatched(t *testing.T, impl core.Discovery) (*sdktest.GRPCDiscovery, *s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Close() })
-	mesh, has := startWatched(t, g)
+	mesh, has, _ := startWatched(t, g)
 	return g, mesh, has
 }
 
-// startWatched starts d on a test mesh and returns the mesh and a check of
-// whether the view d publishes holds a service of a name.
-func startWatched(t *testing.T, d core.Discovery) (*sdktest.Mesh, func(name string) bool) {
+// startWatched starts d on a test mesh and returns the mesh and checks of
+// whether the view d publishes holds a service of a name, and whether that
+// is all it holds.
+func startWatched(t *testing.T, d core.Discovery) (mesh *sdktest.Mesh, has, only func(name string) bool) {
 	t.Helper()
 	var mu sync.Mutex
 	var view []core.Service
-	mesh := sdktest.NewMesh()
+	mesh = sdktest.NewMesh()
 	if err := d.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
 		t.Fatal(err)
 	}
-	return mesh, func(name string) bool {
+	has = func(name string) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.ContainsFunc(view, func(s core.Service) bool { return s.Name == name })
 	}
+	only = func(name string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(view) == 1 && view[0].Name == name
+	}
+	return mesh, has, only
 }
 
 // privateEtcd is an etcd server of one test's own, on ports it keeps across
@@ -273,19 +280,10 @@ func TestGarbageValues(t *testing.T) {
 		}
 	}
 	e := newTestDiscovery(t, prefix)
-	var mu sync.Mutex
-	var view []core.Service
-	mesh := sdktest.NewMesh()
-	if err := e.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
-		t.Fatal(err)
-	}
+	mesh, _, only := startWatched(t, e)
 	defer e.Close()
 	e.Register(core.Service{Name: "good", Node: mesh.ID(), Port: 3})
-	waitUntil(t, "only the good service", 5*time.Second, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(view) == 1 && view[0].Name == "good"
-	})
+	waitUntil(t, "only the good service", 5*time.Second, func() bool { return only("good") })
 }
 
 // TestDecodeRecordRejects: a record the host would drop is skipped in the
@@ -494,22 +492,13 @@ func TestOwnKeyDeletedIsRestored(t *testing.T) {
 	needEtcd(t)
 	prefix := newPrefix()
 	e := newTestDiscovery(t, prefix)
-	var mu sync.Mutex
-	var view []core.Service
-	mesh := sdktest.NewMesh()
-	if err := e.Start(mesh, func(ss []core.Service) { mu.Lock(); view = ss; mu.Unlock() }); err != nil {
-		t.Fatal(err)
-	}
+	mesh, _, only := startWatched(t, e)
 	defer e.Close()
 	s := core.Service{Name: "mine", Node: mesh.ID(), Port: 4}
 	if err := e.Register(s); err != nil {
 		t.Fatal(err)
 	}
-	has := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(view) == 1 && view[0].Name == "mine"
-	}
+	has := func() bool { return only("mine") }
 	waitUntil(t, "the service", 5*time.Second, has)
 
 	cli, ctx := testClient(t)
@@ -588,7 +577,7 @@ func TestRestartWhileEtcdDownKeepsView(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	mesh, hasName := startWatched(t, d)
+	mesh, hasName, _ := startWatched(t, d)
 	has := func() bool { return hasName("mine") }
 	if err := d.Register(core.Service{Name: "mine", Node: mesh.ID(), Port: 1}); err != nil {
 		t.Fatal(err)
